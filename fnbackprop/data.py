@@ -1,0 +1,554 @@
+"""MNIST and Fashion-MNIST: find, download, verify and load them as the book's three splits.
+
+**Formats.**
+
+- IDX (LeCun's format, the files on the public mirrors): a 4-byte magic number (two zero bytes,
+  a data-type code such as 0x08 for uint8, the number of dimensions), one big-endian uint32 per
+  dimension, then the data, row-major. Each of the four files (`train-images-idx3-ubyte.gz`,
+  `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`, `t10k-labels-idx1-ubyte.gz`) is
+  gzip-compressed. Fashion-MNIST uses the same names, format and sizes.
+- `mnist.pkl.gz` (the file in Nielsen's repository): a gzip'd Python 2 pickle of three
+  `(images, labels)` pairs, images float32 `(n, 784)`, labels int64 `(n,)`. It is read with a
+  restricted unpickler that builds numpy arrays and nothing else, so a hostile file cannot run code.
+
+**The split** (chapter 1): `train` is the first 50,000 training images, `validation` the last
+10,000 training images, `test` the 10,000 test images. Images are float32 in [0, 1] of shape
+`(n, 784)` (the uint8 pixels divided by 255), labels int32 of shape `(n,)`.
+
+**Integrity.** Downloads are checked against the MD5 of the *decompressed* official files, so a
+recompressed copy of the same data verifies too; a file that fails is deleted, never left under
+its final name. Every problem a user can cause raises `DataError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import math
+import os
+import pickle
+import struct
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterator, Sequence
+from http.client import HTTPException
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+from tqdm import tqdm
+
+from .errors import DataError, ShapeError
+
+DATASETS = ("mnist", "mnist-pkl", "fashion-mnist")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+PKL_FILE = "mnist.pkl.gz"
+ENV_VARS = {
+    "mnist": "FNBACKPROP_DATA",
+    "mnist-pkl": "FNBACKPROP_DATA",
+    "fashion-mnist": "FNBACKPROP_FASHION_DATA",
+}
+SYSTEM_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+VALIDATION_SIZE = 10_000
+IMAGE_SHAPE = (28, 28)
+N_CLASSES = 10
+MAX_IDX_BYTES = 2**31  # no IDX file we read is anywhere near this; a bigger claim is hostile
+MAX_DOWNLOAD_BYTES = 2**27  # the largest official .gz is 26 MB
+
+_CHUNK = 2**20
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+
+
+class _Expected(NamedTuple):
+    md5: str  # of the decompressed file
+    size: int  # decompressed bytes
+
+
+_SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
+_MD5S = {
+    "mnist": (
+        "6bbc9ace898e44ae57da46a324031adb",
+        "a25bea736e30d166cdddb491f175f624",
+        "2646ac647ad5339dbf082846283269ea",
+        "27ae3e4e09519cfbb04c329615203637",
+    ),
+    "fashion-mnist": (
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "9018921c3c673c538a1fc5bad174d6f9",
+        "8181f5470baa50b63fa0f6fddb340f0a",
+        "15d484375f8d13e6eb1aabb0c3f46965",
+    ),
+}
+EXPECTED = {
+    name: {f: _Expected(md5, size) for f, md5, size in zip(FILES, md5s, _SIZES, strict=True)}
+    for name, md5s in _MD5S.items()
+}
+
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+class Split(NamedTuple):
+    """One split: `images` float32 `(n, 784)` in [0, 1], `labels` int32 `(n,)`."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+class Splits(NamedTuple):
+    """The book's three splits."""
+
+    train: Split
+    validation: Split
+    test: Split
+
+
+class FileCheck(NamedTuple):
+    """The result of checking one data file: its path, whether it is good, and why not."""
+
+    file: Path
+    ok: bool
+    reason: str
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+# --- IDX ---------------------------------------------------------------------------------------
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file, gzip-compressed or raw, into a native-endian numpy array.
+
+    The header is checked before any data are read, and the data are read in chunks, so a file
+    whose header claims more than it holds is rejected without allocating the claim.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            opened = gzip.GzipFile(fileobj=raw) if gzipped else contextlib.nullcontext(raw)
+            with opened as stream:
+                return _parse_idx(stream, path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except _GZIP_ERRORS as err:
+        raise DataError(f"{path}: unreadable or corrupt ({_one_line(err)})") from None
+
+
+def _parse_idx(stream: BinaryIO, path: Path) -> np.ndarray:
+    magic = _read_exact(stream, 4, path, "the IDX header")
+    if magic[0] or magic[1]:
+        raise DataError(f"{path}: not an IDX file (magic number 0x{magic.hex()})")
+    dtype = _IDX_DTYPES.get(magic[2])
+    if dtype is None:
+        known = ", ".join(f"0x{code:02x}" for code in _IDX_DTYPES)
+        raise DataError(f"{path}: unknown IDX data type code 0x{magic[2]:02x} (known: {known})")
+    ndim = magic[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{path}: IDX header claims {ndim} dimensions, expected 1 to 4")
+    dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, path, "the IDX dimensions"))
+    nbytes = math.prod(dims) * dtype.itemsize
+    if nbytes > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path}: IDX header claims shape {dims} ({nbytes} bytes), over the limit of "
+            f"{MAX_IDX_BYTES} bytes"
+        )
+    payload = _read_exact(stream, nbytes, path, f"data for shape {dims}")
+    if stream.read(1):
+        raise DataError(f"{path}: trailing bytes after the data for shape {dims}")
+    native = dtype.newbyteorder("=")
+    return np.frombuffer(payload, dtype).reshape(dims).astype(native, copy=False)
+
+
+def _read_exact(stream: BinaryIO, n: int, path: Path, what: str) -> bytearray:
+    """Read exactly `n` bytes in chunks; a short stream is a truncated file."""
+    buffer = bytearray()
+    while len(buffer) < n:
+        chunk = stream.read(min(_CHUNK, n - len(buffer)))
+        if not chunk:
+            raise DataError(f"{path}: truncated: {what} needs {n} bytes, found {len(buffer)}")
+        buffer += chunk
+    return buffer
+
+
+def load_mnist_idx(data_dir: str | os.PathLike, *, dataset: str = "mnist") -> Splits:
+    """Load the four IDX files in `data_dir` as the book's train/validation/test splits."""
+    _check_dataset(dataset, tuple(MIRRORS))
+    root = Path(data_dir)
+    images, labels = _read_pair(root, "train", dataset)
+    n_train = len(labels) - VALIDATION_SIZE
+    if n_train <= 0:
+        raise DataError(
+            f"{root / FILES[0]}: {len(labels)} training images, need more than the "
+            f"{VALIDATION_SIZE} held out for validation"
+        )
+    return Splits(
+        train=Split(images[:n_train], labels[:n_train]),
+        validation=Split(images[n_train:], labels[n_train:]),
+        test=Split(*_read_pair(root, "t10k", dataset)),
+    )
+
+
+def _read_pair(root: Path, prefix: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    image_path = root / f"{prefix}-images-idx3-ubyte.gz"
+    label_path = root / f"{prefix}-labels-idx1-ubyte.gz"
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(
+            f"{image_path}: {dataset} images must be uint8 28x28, found {images.dtype} "
+            f"of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(
+            f"{label_path}: labels must be 1-D uint8, found {labels.dtype} {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{image_path.name} has {len(images)} images but {label_path.name} has "
+            f"{len(labels)} labels (in {root})"
+        )
+    _check_labels(labels, label_path)
+    pixels = images.reshape(len(images), -1).astype(np.float32)
+    pixels /= np.float32(255)
+    return pixels, labels.astype(np.int32)
+
+
+def _check_labels(labels: np.ndarray, where: object, n_classes: int = N_CLASSES) -> None:
+    bad = labels[(labels < 0) | (labels >= n_classes)]
+    if bad.size:
+        raise DataError(f"{where}: label {bad[0]} outside 0..{n_classes - 1}")
+
+
+def one_hot(
+    labels: ArrayLike, n_classes: int = N_CLASSES, dtype: DTypeLike = np.float32
+) -> np.ndarray:
+    """Encode integer labels `(n,)` as rows of the identity `(n, n_classes)` (the book's `y`)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ShapeError(f"one_hot needs 1-D integer labels, got {labels.dtype} {labels.shape}")
+    _check_labels(labels, "one_hot", n_classes)
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
+# --- Nielsen's mnist.pkl.gz ----------------------------------------------------------------------
+
+_reconstruct = np.empty(0).__reduce__()[0]
+_frombuffer = np.empty(0).__reduce_ex__(5)[0]
+_scalar = np.float32(0).__reduce__()[0]
+
+
+def _new_empty_array(subtype: type, shape: tuple, dtype: bytes | str) -> np.ndarray:
+    """`_reconstruct` as numpy's pickles call it: an empty array that `__setstate__` then fills."""
+    if subtype is not np.ndarray or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("unexpected arguments to numpy's _reconstruct")
+    return _reconstruct(subtype, shape, dtype)
+
+
+_PICKLE_GLOBALS = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype} | {
+    (f"{core}.{module}", name): function
+    for core in ("numpy.core", "numpy._core")  # numpy 1's and numpy 2's names
+    for module, name, function in (
+        ("multiarray", "_reconstruct", _new_empty_array),
+        ("multiarray", "scalar", _scalar),
+        ("numeric", "_frombuffer", _frombuffer),  # protocol 5
+    )
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that can build numpy arrays and refuses every other global."""
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        super().__init__(file, encoding="latin1")  # Python 2's str held the arrays' bytes
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return _PICKLE_GLOBALS[module, name]
+        except KeyError:
+            raise DataError(
+                f"refusing to load {module}.{name} from {self.path}: only numpy arrays are allowed"
+            ) from None
+
+
+def load_mnist_pkl(path: str | os.PathLike) -> Splits:
+    """Load Nielsen's `mnist.pkl.gz` without executing any code from it."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = _ArraysOnlyUnpickler(f, path).load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except DataError:
+        raise
+    except Exception as err:  # a malformed pickle can fail in many ways; all mean "bad file"
+        raise DataError(f"{path}: not a readable mnist.pkl.gz ({_one_line(err)})") from None
+    return Splits(*_check_pkl_structure(data, path))
+
+
+def _check_pkl_structure(data: object, path: Path) -> list[Split]:
+    expected = "a 3-tuple of (images float (n, 784), labels int (n,)) pairs"
+    if not isinstance(data, tuple) or len(data) != 3:
+        raise DataError(f"{path}: expected {expected}, found {type(data).__name__}")
+    splits = []
+    for name, pair in zip(Splits._fields, data, strict=True):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise DataError(f"{path}: {name} split is not an (images, labels) pair")
+        images, labels = pair
+        if not (
+            isinstance(images, np.ndarray)
+            and isinstance(labels, np.ndarray)
+            and np.issubdtype(images.dtype, np.floating)
+            and np.issubdtype(labels.dtype, np.integer)
+            and images.ndim == 2
+            and images.shape[1] == math.prod(IMAGE_SHAPE)
+            and labels.shape == images.shape[:1]
+        ):
+            raise DataError(f"{path}: {name} split is not {expected}")
+        if not np.all((images >= 0) & (images <= 1)):
+            raise DataError(f"{path}: {name} images have pixels outside [0, 1]")
+        _check_labels(labels, path)
+        splits.append(Split(images.astype(np.float32), labels.astype(np.int32)))
+    return splits
+
+
+def write_mnist_pkl(splits: Splits, path: str | os.PathLike, *, compresslevel: int = 6) -> Path:
+    """Write `splits` in the `mnist.pkl.gz` format (labels as int64), atomically."""
+    path = Path(path)
+    data = tuple((s.images.astype(np.float32), s.labels.astype(np.int64)) for s in splits)
+    try:
+        with (
+            _atomic_file(path) as f,
+            gzip.GzipFile(path.stem, "wb", compresslevel, fileobj=f, mtime=0) as gz,
+        ):
+            pickle.dump(data, gz, protocol=4)
+    except OSError as err:
+        raise DataError(f"cannot write {path} ({_one_line(err)})") from None
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a temporary file next to `path` that becomes `path` only if the block succeeds."""
+    f = tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
+    )
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f.name, path)
+    except BaseException:
+        Path(f.name).unlink(missing_ok=True)
+        raise
+
+
+# --- where the data live, downloading and verifying ---------------------------------------------
+
+
+def _check_dataset(dataset: str, allowed: Sequence[str] = DATASETS) -> None:
+    if dataset not in allowed:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(allowed)}")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None, dataset: str) -> Path:
+    """The folder for `dataset`: explicit `data_dir` > env var > system copy > user cache."""
+    _check_dataset(dataset)
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if from_env := os.environ.get(ENV_VARS[dataset]):
+        return Path(from_env).expanduser()
+    if dataset == "fashion-mnist" and SYSTEM_FASHION_DIR.is_dir():
+        return SYSTEM_FASHION_DIR
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "fnbackprop" / dataset
+
+
+def _where_to_put(dataset: str, root: Path) -> str:
+    return (
+        f"put the four files ({', '.join(FILES)}) in {root} by hand, "
+        f"or point {ENV_VARS[dataset]} or --data-dir at a folder that holds them"
+    )
+
+
+def _check_file(path: Path, expected: _Expected) -> str | None:
+    """Why the .gz at `path` does not decompress to the expected content, or None if it does."""
+    if not path.is_file():
+        return "missing"
+    digest, size = hashlib.md5(usedforsecurity=False), 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                size += len(chunk)
+                if size > expected.size:
+                    return f"decompresses to more than the expected {expected.size} bytes"
+                digest.update(chunk)
+    except _GZIP_ERRORS as err:
+        return f"not a valid gzip file ({_one_line(err)})"
+    if size != expected.size:
+        return f"decompresses to {size} bytes, expected {expected.size}"
+    if digest.hexdigest() != expected.md5:
+        return f"decompressed MD5 {digest.hexdigest()} is not the official {expected.md5}"
+    return None
+
+
+def verify(dataset: str, data_dir: str | os.PathLike | None = None) -> list[FileCheck]:
+    """Check that each file of `dataset` is present and holds the official content."""
+    _check_dataset(dataset)
+    root = resolve_data_dir(data_dir, dataset)
+    if dataset == "mnist-pkl":  # no official checksum: check that it loads and has the structure
+        path = root / PKL_FILE
+        try:
+            load_mnist_pkl(path)
+        except DataError as err:
+            return [FileCheck(path, False, str(err))]
+        return [FileCheck(path, True, "ok (loads as three splits; no official checksum)")]
+    checks = [(root / f, _check_file(root / f, e)) for f, e in EXPECTED[dataset].items()]
+    return [FileCheck(path, reason is None, reason or "ok") for path, reason in checks]
+
+
+def download(
+    dataset: str,
+    dest_dir: str | os.PathLike,
+    *,
+    mirrors: Sequence[str] | None = None,
+    progress: bool = True,
+    timeout: float = 30,
+) -> list[Path]:
+    """Fetch the four .gz files of `dataset` into `dest_dir`, verified; return their paths.
+
+    Files already present with the official content are kept. Each missing file is tried from
+    each mirror in turn; a file that fails verification is deleted before the next mirror.
+    """
+    _check_dataset(dataset, tuple(MIRRORS))
+    root = Path(dest_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create data folder {root} ({_one_line(err)})") from None
+    mirrors = MIRRORS[dataset] if mirrors is None else tuple(mirrors)
+    for name, expected in EXPECTED[dataset].items():
+        if _check_file(root / name, expected) is not None:
+            _fetch_from_mirrors(dataset, name, expected, root, mirrors, progress, timeout)
+    return [root / name for name in FILES]
+
+
+_BAR_STYLE = {"unit": "B", "unit_scale": True, "leave": False}
+
+
+class _MirrorFailed(Exception):
+    """One mirror could not deliver one file; the next mirror is tried."""
+
+
+def _fetch_from_mirrors(
+    dataset: str,
+    name: str,
+    expected: _Expected,
+    root: Path,
+    mirrors: Sequence[str],
+    progress: bool,
+    timeout: float,
+) -> None:
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        try:
+            with _atomic_file(root / name) as f:
+                _fetch(url, f, progress, timeout)
+                if (reason := _check_file(Path(f.name), expected)) is not None:
+                    raise _MirrorFailed(reason)
+            return
+        except _MirrorFailed as err:
+            failures.append(f"{url}: {err}")
+        except OSError as err:  # the folder, not the mirror: no point trying another
+            raise DataError(
+                f"cannot write {root / name} ({_one_line(err)}); {_where_to_put(dataset, root)}"
+            ) from None
+    raise DataError(
+        f"could not download {name} for {dataset} ({'; '.join(failures) or 'no mirrors'}); "
+        f"{_where_to_put(dataset, root)}"
+    )
+
+
+def _fetch(url: str, out: BinaryIO, progress: bool, timeout: float) -> None:
+    """Copy `url` into `out` with a progress bar; any network problem is a `_MirrorFailed`."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            if total and total > MAX_DOWNLOAD_BYTES:
+                raise _MirrorFailed(f"{total} bytes, more than any official file")
+            desc = url.rsplit("/", 1)[-1]
+            bar = tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, **_BAR_STYLE)
+            with bar:
+                received = 0
+                while chunk := response.read(_CHUNK):
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise _MirrorFailed("more data than any official file")
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        out.flush()
+    except urllib.error.HTTPError as err:
+        err.close()
+        raise _MirrorFailed(f"HTTP {err.code} {err.reason}") from None
+    except (OSError, HTTPException, ValueError) as err:  # URLError, timeouts, resets, bad URLs
+        raise _MirrorFailed(_one_line(getattr(err, "reason", err))) from None
+
+
+def load_dataset(
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    progress: bool = True,
+) -> Splits:
+    """Find (downloading if allowed and needed) and load `dataset` as the book's three splits."""
+    _check_dataset(dataset)
+    root = resolve_data_dir(data_dir, dataset)
+    if dataset == "mnist-pkl":
+        if not (root / PKL_FILE).is_file():
+            raise DataError(
+                f"{root / PKL_FILE} not found (it is never downloaded): put Nielsen's {PKL_FILE} "
+                f"in {root}, or point {ENV_VARS[dataset]} or --data-dir at its folder"
+            )
+        return load_mnist_pkl(root / PKL_FILE)
+    missing = [name for name in FILES if not (root / name).is_file()]
+    if missing and not download:
+        raise DataError(
+            f"{dataset}: {', '.join(missing)} not found in {root}; run "
+            f"`fnbackprop data download`, or {_where_to_put(dataset, root)}"
+        )
+    if missing:
+        _download(dataset, root, progress=progress)
+    return load_mnist_idx(root, dataset=dataset)
+
+
+_download = download  # `load_dataset`'s `download` flag shadows the function inside it

@@ -6,9 +6,10 @@ examples, and C_x depends on the network only through the output activations a =
 As with activations, the neuron axis is axis 0: a is (n,) for one example or (n, m) for m examples
 as columns, and C_x sums over axis 0.
 
-BP1, `output_error`, is δ^L = ∇_a C ⊙ σ′(z^L) in general. Two pairs of cost and output activation
-have a known closed form that is both cheaper and numerically stable when the output saturates:
-cross-entropy with sigmoid outputs, and log-likelihood with softmax outputs, where δ^L = a − y.
+BP1, `output_error`, is δ^L = ∇_a C ⊙ σ′(z^L) in general. Where a cost and an output activation
+have a known closed form it is used, being both cheaper and numerically stable when the output
+saturates (where ∇_a C is infinite and σ′ is zero): cross-entropy with sigmoid outputs and
+log-likelihood with softmax outputs, where δ^L = a − y, and log-likelihood with sigmoid outputs.
 """
 
 from typing import ClassVar
@@ -107,7 +108,8 @@ class CrossEntropy(Cost):
 class LogLikelihood(Cost):
     """C_x = −Σ_j y_j ln a_j, which is −ln a_y^L for a one-hot y; ∇_a C = −y / a.
 
-    With softmax outputs BP1 becomes δ^L = a Σ_j y_j − y, that is a − y for a one-hot y.
+    With softmax outputs BP1 becomes δ^L = a Σ_j y_j − y, that is a − y for a one-hot y; with
+    sigmoid outputs δ^L = y ⊙ (a − 1).
     """
 
     name: ClassVar[str] = "log_likelihood"
@@ -130,6 +132,8 @@ class LogLikelihood(Cost):
     def output_error(self, sigma, z, a, y):
         if isinstance(sigma, Softmax):
             return a * jnp.sum(y, axis=0, keepdims=True) - y
+        if isinstance(sigma, Sigmoid):
+            return y * (a - 1)
         return super().output_error(sigma, z, a, y)
 
 

@@ -46,35 +46,6 @@ IDX_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-# --- fixtures: the real data, or a skip (a failure when FNBACKPROP_REQUIRE_DATA=1) ------------
-
-
-def _data_dir(env: str, default: Path, what: str) -> Path:
-    root = Path(os.environ.get(env) or default)
-    missing = [name for name in FILES if not (root / name).is_file()]
-    if missing:
-        reason = f"{what} not found: {', '.join(missing)} missing in {root} (set {env})"
-        if os.environ.get("FNBACKPROP_REQUIRE_DATA") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return root
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    return _data_dir("FNBACKPROP_DATA", REPO.parent / "shared" / "data" / "mnist", "MNIST")
-
-
-@pytest.fixture(scope="session")
-def fashion_dir() -> Path:
-    return _data_dir("FNBACKPROP_FASHION_DATA", SYSTEM_FASHION, "Fashion-MNIST")
-
-
-@pytest.fixture(scope="session")
-def mnist(mnist_dir: Path) -> Splits:
-    return load_mnist_idx(mnist_dir)
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,78 @@
+"""Shared fixtures and strict JAX settings for the whole suite.
+
+- Rank and dtype promotion are strict, so a silent broadcast or an accidental float64 fails loudly.
+- `x64` switches on float64 for one test only (`jax.enable_x64` is a context manager: it does not
+  leak into the next test).
+- `mnist_dir` / `fashion_dir` find the data, or skip with the reason; with
+  `FNBACKPROP_REQUIRE_DATA=1` (as CI sets it) a missing data set is a failure, not a skip.
+"""
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from fnbackprop.data import FILES, SYSTEM_FASHION_DIR, Splits, load_mnist_idx
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def x64():
+    """Run the test with float64 enabled."""
+    with jax.enable_x64(True):
+        yield
+
+
+def tree_allclose(a, b, *, rtol: float, atol: float = 0.0) -> bool:
+    """Whether two pytrees have the same structure and shapes and allclose leaves."""
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    if any(
+        np.shape(x) != np.shape(y)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    ):
+        return False
+    fa, _ = ravel_pytree(a)
+    fb, _ = ravel_pytree(b)
+    return bool(np.allclose(np.asarray(fa), np.asarray(fb), rtol=rtol, atol=atol))
+
+
+def max_relative_error(a, b) -> float:
+    """max |a − b| / max |b| over all leaves (0 when both are zero)."""
+    fa, _ = ravel_pytree(a)
+    fb, _ = ravel_pytree(b)
+    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
+    return float(np.max(np.abs(fa - fb)) / max(np.max(np.abs(fb)), np.finfo(np.float64).tiny))
+
+
+def _data_dir(env: str, default: Path, what: str) -> Path:
+    root = Path(os.environ.get(env) or default)
+    missing = [name for name in FILES if not (root / name).is_file()]
+    if missing:
+        reason = f"{what} not found: {', '.join(missing)} missing in {root} (set {env})"
+        if os.environ.get("FNBACKPROP_REQUIRE_DATA") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return _data_dir("FNBACKPROP_DATA", REPO.parent / "shared" / "data" / "mnist", "MNIST")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return _data_dir("FNBACKPROP_FASHION_DATA", SYSTEM_FASHION_DIR, "Fashion-MNIST")
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir: Path) -> Splits:
+    return load_mnist_idx(mnist_dir)

@@ -12,7 +12,7 @@ uses δ^L = a − y for cross-entropy with sigmoid and log-likelihood with softm
 Three forms compute the same gradient, each returning a pytree shaped exactly like `params`:
 
 - `backprop`: one example x, as in the book's algorithm (vectors throughout);
-- `backprop_vmap`: `backprop` mapped over a mini-batch with `jax.vmap` and averaged;
+- `backprop_vmap`: the per-example algorithm mapped over a mini-batch with `jax.vmap`, averaged;
 - `backprop_batch`: the fully matrix-based form of the chapter-2 problem, one matrix per layer
   whose columns are the examples, returning the mean gradient over the mini-batch.
 
@@ -46,6 +46,12 @@ def backpropagate_errors(net: Network, params: Params, weighted_inputs, activati
     return tuple(reversed(deltas))
 
 
+def _errors(net: Network, params: Params, x, y):
+    """Feedforward, then BP1 and BP2: the errors δ^l and the activations a^{l−1} they meet."""
+    weighted_inputs, activations = forward_pass(net, params, x)
+    return backpropagate_errors(net, params, weighted_inputs, activations, y), activations[:-1]
+
+
 def backprop(
     net: Network, params: Params, x: Float[Array, " n_in"], y: Float[Array, " n_out"]
 ) -> Params:
@@ -56,21 +62,31 @@ def backprop(
     3. Output: ∂C/∂b^l = δ^l (BP3) and ∂C/∂w^l = δ^l (a^{l−1})ᵀ (BP4).
     """
     check_example(net, params, x, y)
-    weighted_inputs, activations = forward_pass(net, params, x)
-    deltas = backpropagate_errors(net, params, weighted_inputs, activations, y)
+    deltas, inputs = _errors(net, params, x, y)
     return tuple(
         (jnp.outer(delta, a_in), delta)  # BP4: a^{l−1}_k δ^l_j; BP3: δ^l_j
-        for delta, a_in in zip(deltas, activations[:-1], strict=True)
+        for delta, a_in in zip(deltas, inputs, strict=True)
     )
 
 
 def backprop_vmap(
     net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
 ) -> Params:
-    """The mean over a mini-batch (one example per row) of `backprop`, mapped with `jax.vmap`."""
+    """The mean of `backprop` over a mini-batch (one example per row), mapped with `jax.vmap`.
+
+    As in the book's mini-batch algorithm, feedforward, BP1 and BP2 run for each example x
+    (here under `jax.vmap`), and the gradient-descent step sums over the examples:
+    ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ and ∂C/∂b^l = (1/m) Σ_x δ^{x,l}. With one example per
+    row, Σ_x δ^{x,l} (a^{x,l−1})ᵀ is the single product (δ^l)ᵀ a^{l−1}; averaging m separate outer
+    products instead would write out m matrices the size of w^l for every mini-batch.
+    """
     check_example(net, params, X, Y, batch=True)
-    grads = jax.vmap(backprop, in_axes=(None, None, 0, 0))(net, params, X, Y)
-    return jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    m = X.shape[0]
+    deltas, inputs = jax.vmap(_errors, in_axes=(None, None, 0, 0))(net, params, X, Y)
+    return tuple(
+        (delta.T @ a_in / m, jnp.mean(delta, axis=0))  # BP4, BP3, averaged over the examples
+        for delta, a_in in zip(deltas, inputs, strict=True)
+    )
 
 
 def backprop_batch(

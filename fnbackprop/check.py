@@ -134,7 +134,9 @@ def format_table(rows: list[Row]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in (head, *body)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in (head, *body)
+    ]
     failed = sum(not r.ok for r in rows)
     lines.append(
         f"max relative error vs jax.grad (float64) must be < {AUTODIFF_TOLERANCE:g}, "

@@ -30,11 +30,10 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from http.client import HTTPException
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -43,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 from tqdm import tqdm
 
+from ._io import atomic_file
 from .errors import DataError, ShapeError
 
 DATASETS = ("mnist", "mnist-pkl", "fashion-mnist")
@@ -345,30 +345,13 @@ def write_mnist_pkl(splits: Splits, path: str | os.PathLike, *, compresslevel: i
     data = tuple((s.images.astype(np.float32), s.labels.astype(np.int64)) for s in splits)
     try:
         with (
-            _atomic_file(path) as f,
+            atomic_file(path) as f,
             gzip.GzipFile(path.stem, "wb", compresslevel, fileobj=f, mtime=0) as gz,
         ):
             pickle.dump(data, gz, protocol=4)
     except OSError as err:
         raise DataError(f"cannot write {path} ({_one_line(err)})") from None
     return path
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Yield a temporary file next to `path` that becomes `path` only if the block succeeds."""
-    f = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-    )
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f.name, path)
-    except BaseException:
-        Path(f.name).unlink(missing_ok=True)
-        raise
 
 
 # --- where the data live, downloading and verifying ---------------------------------------------
@@ -481,7 +464,7 @@ def _fetch_from_mirrors(
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            with _atomic_file(root / name) as f:
+            with atomic_file(root / name) as f:
                 _fetch(url, f, progress, timeout)
                 if (reason := _check_file(Path(f.name), expected)) is not None:
                     raise _MirrorFailed(reason)

@@ -138,6 +138,11 @@ def test_every_form_is_jit_compatible():
 
 def test_vmapped_mean_equals_the_matrix_form_exactly_in_float64(x64):
     net, params, X, Y = _problem("softplus", "sigmoid", "cross_entropy", jnp.float64, seed=3)
+    literal = jax.tree.map(
+        lambda g: g.mean(axis=0),
+        jax.vmap(fb.backprop, in_axes=(None, None, 0, 0))(net, params, X, Y),
+    )
+    assert max_relative_error(fb.backprop_vmap(net, params, X, Y), literal) < 1e-14
     assert (
         max_relative_error(
             fb.backprop_vmap(net, params, X, Y), fb.backprop_batch(net, params, X, Y)

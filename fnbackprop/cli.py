@@ -1,0 +1,176 @@
+"""The `fnbackprop` command: train, evaluate, data, check.
+
+Every error a user can cause (a bad config, a missing file, a wrong shape) prints one line on
+stderr and exits with code 2; `--debug` shows the traceback instead.
+"""
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import FnbackpropError
+
+USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fnbackprop",
+        description="Backpropagation as pure functions in JAX, after Nielsen's chapters 1–2.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a network as a config file says")
+    train.add_argument(
+        "config", nargs="?", help="a TOML config, e.g. experiments/configs/chapter1.toml"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config value, e.g. --set training.eta=0.5 (repeatable)",
+    )
+    train.add_argument("--out", metavar="DIR", help="write config, metrics, checkpoint, plot here")
+    train.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    train.add_argument("--data-dir", metavar="DIR", help="where the data files are")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="report a saved network's accuracy")
+    evaluate.add_argument("checkpoint", help="a run folder or its checkpoint.eqx")
+    evaluate.add_argument("--data-dir", metavar="DIR", help="where the data files are")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    data = commands.add_parser("data", help="download or verify a data set")
+    data.add_argument("action", choices=("download", "verify"))
+    data.add_argument(
+        "--dataset", default="mnist", help="mnist (default), fashion-mnist, mnist-pkl"
+    )
+    data.add_argument("--data-dir", metavar="DIR", help="the data folder (default: see README)")
+
+    check = commands.add_parser(
+        "check", help="compare every form of backprop with jax.grad and finite differences"
+    )
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random networks")
+    return parser
+
+
+def _train(args) -> int:
+    import jax
+
+    from . import config as configs
+    from .runs import CONFIG, run_training
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise FnbackpropError(
+                "--resume DIR continues DIR's own config: give no CONFIG or --set"
+            )
+        config = configs.load(f"{args.resume}/{CONFIG}")
+        out = args.resume
+    elif args.config:
+        config = configs.load(args.config, args.overrides)
+        out = args.out
+    else:
+        raise FnbackpropError("train needs a CONFIG file (or --resume DIR)")
+    if config.training.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    run_training(
+        config, out, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet
+    )
+    return 0
+
+
+def _evaluate(args) -> int:
+    import jax
+
+    from . import config as configs
+    from .runs import CONFIG, load_run, prepare_data
+    from .training import evaluate
+
+    folder = Path(args.checkpoint)
+    folder = folder if folder.is_dir() else folder.parent
+    if (folder / CONFIG).is_file() and configs.load(folder / CONFIG).training.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    config, net, params, header = load_run(args.checkpoint)
+    _, evaluation, _ = prepare_data(config, args.data_dir, progress=False)
+    results = {"epoch": header["epoch"]}
+    for name, (X, labels) in evaluation.items():
+        correct, mean_cost = evaluate(net, params, X, labels)
+        results[name] = {
+            "correct": correct,
+            "total": len(labels),
+            "accuracy": correct / len(labels),
+            "cost": mean_cost,
+        }
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"after {results['epoch']} epochs:")
+        for name in ("validation", "test"):
+            r = results[name]
+            score = f"{r['correct']} / {r['total']} ({100 * r['accuracy']:.2f} %)"
+            print(f"  {name}: {score}, cost {r['cost']:.4f}")
+    return 0
+
+
+def _data(args) -> int:
+    from . import data
+
+    if args.action == "download":
+        if args.dataset == "mnist-pkl":
+            raise FnbackpropError(
+                "mnist-pkl is never downloaded: put Nielsen's mnist.pkl.gz in the data folder"
+            )
+        root = data.resolve_data_dir(args.data_dir, args.dataset)
+        for path in data.download(args.dataset, root):
+            print(f"ok  {path}")
+        return 0
+    checks = data.verify(args.dataset, args.data_dir)
+    for c in checks:
+        print(f"{'ok ' if c.ok else 'BAD'} {c.file}: {c.reason}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _check(args) -> int:
+    from .check import format_table, run_check, to_json
+
+    rows = []
+    for row in run_check(args.seed):
+        rows.append(row)
+        if not args.json:
+            print(f"  checked {row.case}", file=sys.stderr, flush=True)
+    print(to_json(rows) if args.json else format_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "data": _data, "check": _check}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FnbackpropError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"fnbackprop: error: {err}", file=sys.stderr)
+        return USER_ERROR
+    except OSError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"fnbackprop: error: {err}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("fnbackprop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

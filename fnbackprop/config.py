@@ -1,0 +1,318 @@
+"""Run configurations: TOML files with three sections, checked before anything runs.
+
+    [network]
+    sizes = [784, 30, 10]
+    activation = "sigmoid"        # one name, or one per layer after the input
+    cost = "quadratic"
+    init = "normal"               # or "scaled"
+    [[network.override]]          # optional, repeatable: one neuron with its own activation
+    layer = 2                     # the book's numbering: layer 2 is the first hidden layer
+    neuron = 5
+    activation = "tanh"
+
+    [training]
+    epochs = 30
+    mini_batch_size = 10
+    eta = 3.0
+    lmbda = 0.0                   # L2 weight decay on weights only, w → (1 − ηλ/n) w − …
+    optimizer = "sgd"             # sgd | momentum | adam
+    momentum = 0.9
+    gradient = "backprop"         # backprop | backprop_batch | autodiff
+    seed = 0
+    dtype = "float32"
+    devices = 1
+
+    [data]
+    dataset = "mnist"             # mnist | mnist-pkl | fashion-mnist
+    dir = ""                      # "" means --data-dir, $FNBACKPROP_DATA, or the user cache
+    train_size = 50000            # use the first n training images
+
+Every key has a default; a file need only say what differs. An unknown key, a value of the wrong
+type or an unknown name raises `ConfigError` naming the key and the valid choices.
+"""
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import activations, costs
+from .data import DATASETS
+from .errors import ConfigError, FnbackpropError
+from .network import INIT_SCHEMES, Network
+
+__all__ = [
+    "DTYPES",
+    "GRADIENTS",
+    "OPTIMIZERS",
+    "Config",
+    "apply_overrides",
+    "build_network",
+    "dumps",
+    "load",
+    "parse",
+]
+
+GRADIENTS = ("backprop", "backprop_batch", "autodiff")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+DTYPES = ("float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """One neuron with its own activation (the single-modified-neuron exercise)."""
+
+    layer: int
+    neuron: int
+    activation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    sizes: tuple[int, ...] = (784, 30, 10)
+    activation: str | tuple[str, ...] = "sigmoid"
+    cost: str = "quadratic"
+    init: str = "normal"
+    override: tuple[Override, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 30
+    mini_batch_size: int = 10
+    eta: float = 3.0
+    lmbda: float = 0.0
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    gradient: str = "backprop"
+    seed: int = 0
+    dtype: str = "float32"
+    devices: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    dir: str = ""
+    train_size: int = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    network: NetworkConfig = NetworkConfig()
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+
+
+_SECTIONS = {"network": NetworkConfig, "training": TrainingConfig, "data": DataConfig}
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def load(path: "str | Path", overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML config, apply `--set key=value` overrides, and check everything."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    return parse(apply_overrides(raw, overrides), source=str(path))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """`raw` with each `section.key=value` applied; the value is read as TOML, else as a string."""
+    merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. training.eta=0.5")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()  # a bare word: tanh, mnist
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        target[name] = value
+    return merged
+
+
+def parse(raw: Mapping[str, Any], source: str = "config") -> Config:
+    """Check a config given as nested mappings (as read from TOML) and build a `Config`."""
+    unknown = set(raw) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown section [{sorted(unknown)[0]}]; valid sections: "
+            f"{', '.join(_SECTIONS)}"
+        )
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: {name} must be a section ([{name}])")
+        sections[name] = _parse_section(name, cls, table, source)
+    config = Config(**sections)
+    _check_choices(config, source)
+    return config
+
+
+def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key {section}.{key}; valid keys in [{section}]: "
+                f"{', '.join(fields)}"
+            )
+        values[key] = _coerce(f"{section}.{key}", fields[key].type, value, source)
+    return cls(**values)
+
+
+def _coerce(key: str, kind: Any, value: Any, source: str):
+    """`value` checked against the field type `kind`, converted where TOML is looser."""
+
+    def wrong(expected: str):
+        return ConfigError(f"{source}: {key} must be {expected}, got {value!r}")
+
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        if not math.isfinite(value):
+            raise wrong("a finite number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if kind == tuple[int, ...]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise wrong("a list of integers, e.g. [784, 30, 10]")
+        return tuple(value)
+    if kind == str | tuple[str, ...]:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise wrong('a name or a list of names, e.g. "sigmoid" or ["tanh", "sigmoid"]')
+    if kind == tuple[Override, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise wrong("a list of tables [[network.override]] with layer, neuron, activation")
+        return tuple(_parse_section(key, Override, v, source) for v in value)
+    raise AssertionError(f"no rule for {kind}")  # pragma: no cover - a schema bug
+
+
+def _check_choices(config: Config, source: str) -> None:
+    n, t, d = config.network, config.training, config.data
+
+    def choose(key: str, value: str, valid: Iterable[str]):
+        valid = tuple(valid)
+        if value not in valid:
+            raise ConfigError(f"{source}: {key} = {value!r} is not one of: {', '.join(valid)}")
+
+    names = (n.activation,) if isinstance(n.activation, str) else n.activation
+    for name in (*names, *(o.activation for o in n.override)):
+        choose("network.activation", name, activations.names())
+    choose("network.cost", n.cost, costs.names())
+    choose("network.init", n.init, INIT_SCHEMES)
+    choose("training.optimizer", t.optimizer, OPTIMIZERS)
+    choose("training.gradient", t.gradient, GRADIENTS)
+    choose("training.dtype", t.dtype, DTYPES)
+    choose("data.dataset", d.dataset, DATASETS)
+    for key, value in (
+        ("training.epochs", t.epochs),
+        ("training.mini_batch_size", t.mini_batch_size),
+        ("training.devices", t.devices),
+        ("data.train_size", d.train_size),
+    ):
+        if value < 1:
+            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    for key, value in (("training.eta", t.eta), ("training.lmbda", t.lmbda)):
+        if value < 0:
+            raise ConfigError(f"{source}: {key} must not be negative, got {value}")
+    if t.mini_batch_size > d.train_size:
+        raise ConfigError(
+            f"{source}: training.mini_batch_size = {t.mini_batch_size} is larger than "
+            f"data.train_size = {d.train_size}"
+        )
+    try:
+        build_network(config)
+    except FnbackpropError as err:
+        raise ConfigError(f"{source}: [network] {err}") from None
+
+
+def build_network(config: Config) -> Network:
+    """The `Network` a config describes, per-neuron overrides included."""
+    n = config.network
+    n_layers = len(n.sizes) - 1
+    layer_names = [n.activation] * n_layers if isinstance(n.activation, str) else list(n.activation)
+    if len(layer_names) != n_layers:
+        raise FnbackpropError(
+            f"activation lists {len(layer_names)} names for the {n_layers} layers after the "
+            f"input of sizes {list(n.sizes)}"
+        )
+    sigmas: list = list(layer_names)
+    by_layer: dict[int, dict[int, str]] = {}
+    for o in n.override:
+        if not 2 <= o.layer <= len(n.sizes):
+            raise FnbackpropError(
+                f"override layer {o.layer} does not exist: layers are 2..{len(n.sizes)} "
+                "(layer 1 is the input)"
+            )
+        by_layer.setdefault(o.layer, {})[o.neuron] = o.activation
+    for layer, neurons in by_layer.items():
+        sigmas[layer - 2] = activations.neuronwise(layer_names[layer - 2], neurons)
+    return Network(n.sizes, sigmas, n.cost)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def dumps(config: Config) -> str:
+    """The config as TOML text that `load` reads back to an equal `Config`."""
+    lines = []
+    for name in _SECTIONS:
+        section = getattr(config, name)
+        lines.append(f"[{name}]")
+        tables = []
+        for field in dataclasses.fields(section):
+            value = getattr(section, field.name)
+            if field.name == "override":
+                tables = value
+                continue
+            lines.append(f"{field.name} = {_toml_value(value)}")
+        for o in tables:
+            lines += ["", f"[[{name}.override]]"]
+            lines += [
+                f"{f.name} = {_toml_value(getattr(o, f.name))}" for f in dataclasses.fields(o)
+            ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")  # pragma: no cover

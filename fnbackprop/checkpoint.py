@@ -92,10 +92,10 @@ def load(
         raise CheckpointError(f"{path} is corrupt or truncated ({err})") from None
     loaded = (params, opt_state, key_data)
     for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves((*template[1:],)), strict=True):
-        if np.shape(got) != np.shape(want) or np.result_type(got) != np.result_type(want):
+        if np.shape(got) != np.shape(want) or got.dtype != want.dtype:
             raise CheckpointError(
-                f"{path} holds an array of shape {np.shape(got)} {np.result_type(got)} where "
-                f"this run needs {np.shape(want)} {np.result_type(want)}"
+                f"{path} holds an array of shape {np.shape(got)} {got.dtype} where "
+                f"this run needs {np.shape(want)} {want.dtype}"
             )
     state = TrainState(params, opt_state, int(header["epoch"]))
     return state, jax.random.wrap_key_data(key_data), header

@@ -1,0 +1,217 @@
+"""Configs: the shipped files, defaults, overrides, and errors that name the key and the choices."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from fnbackprop import activations, config
+from fnbackprop.activations import Neuronwise
+from fnbackprop.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_chapter1_config_is_the_books_first_network():
+    c = config.load(CONFIGS / "chapter1.toml")
+    assert c.network.sizes == (784, 30, 10)
+    assert (c.network.activation, c.network.cost, c.network.init) == (
+        "sigmoid",
+        "quadratic",
+        "normal",
+    )
+    t = c.training
+    assert (t.epochs, t.mini_batch_size, t.eta, t.optimizer, t.gradient) == (
+        30,
+        10,
+        3.0,
+        "sgd",
+        "backprop",
+    )
+    assert c.data.dataset == "mnist"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_builds(path):
+    c = config.load(path)
+    net = config.build_network(c)
+    assert net.sizes == c.network.sizes
+
+
+def test_shipped_configs_cover_the_issue():
+    found = {
+        (
+            c.network.sizes,
+            c.training.eta,
+            c.network.cost,
+            c.training.lmbda,
+            c.training.mini_batch_size,
+        )
+        for c in map(config.load, CONFIGS.glob("*.toml"))
+    }
+    for wanted in [
+        ((784, 30, 10), 3.0, "quadratic", 0.0, 10),
+        ((784, 100, 10), 3.0, "quadratic", 0.0, 10),
+        ((784, 100, 10), 0.001, "quadratic", 0.0, 10),
+        ((784, 30, 10), 100.0, "quadratic", 0.0, 10),
+        ((784, 10), 3.0, "quadratic", 0.0, 10),
+        ((784, 30, 10), 0.5, "cross_entropy", 0.0, 10),
+        ((784, 100, 10), 0.5, "cross_entropy", 5.0, 10),
+    ]:
+        assert wanted in found
+
+
+def test_a_file_need_only_say_what_differs(tmp_path):
+    c = config.load(write(tmp_path, "[training]\neta = 0.5\n"))
+    assert c.training.eta == 0.5
+    assert c == dataclasses.replace(config.Config(), training=dataclasses.replace(c.training))
+    assert c.network == config.Config().network
+
+
+def test_overrides_are_read_as_toml_or_as_bare_words(tmp_path):
+    path = write(tmp_path, "")
+    c = config.load(
+        path,
+        [
+            "training.eta=0.25",
+            "network.activation=tanh",
+            "network.sizes=[784, 100, 10]",
+            "training.epochs = 3",
+            "data.dataset=fashion-mnist",
+        ],
+    )
+    assert (c.training.eta, c.network.activation, c.training.epochs) == (0.25, "tanh", 3)
+    assert c.network.sizes == (784, 100, 10)
+    assert c.data.dataset == "fashion-mnist"
+    c = config.load(path, ['network.activation=["relu", "softmax"]', "network.cost=log_likelihood"])
+    assert c.network.activation == ("relu", "softmax")
+
+
+def test_integers_are_accepted_where_numbers_are_expected(tmp_path):
+    assert config.load(write(tmp_path, "[training]\neta = 3\n")).training.eta == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[trainig]\neta = 1.0",
+            r"unknown section \[trainig\]; valid sections: network, training, data",
+        ),
+        (
+            "[training]\netaa = 1.0",
+            r"unknown key training.etaa; valid keys in \[training\]: epochs, ",
+        ),
+        ('[training]\neta = "fast"', "training.eta must be a number, got 'fast'"),
+        ("[training]\nepochs = 1.5", "training.epochs must be an integer"),
+        ("[training]\nepochs = true", "training.epochs must be an integer"),
+        ('[network]\nsizes = [784, "30", 10]', "network.sizes must be a list of integers"),
+        ("[network]\nactivation = 3", "network.activation must be a name or a list of names"),
+        ('[network]\nactivation = "sigmod"', "'sigmod' is not one of: sigmoid, tanh, linear"),
+        ('[network]\ncost = "mse"', "network.cost = 'mse' is not one of: quadratic, cross_entropy"),
+        ('[network]\ninit = "xavier"', "network.init = 'xavier' is not one of: normal, scaled"),
+        ('[training]\noptimizer = "sgdd"', "is not one of: sgd, momentum, adam"),
+        ('[training]\ngradient = "grad"', "is not one of: backprop, backprop_batch, autodiff"),
+        ('[training]\ndtype = "float16"', "is not one of: float32, float64"),
+        ('[data]\ndataset = "cifar"', "is not one of: mnist, mnist-pkl, fashion-mnist"),
+        ("[training]\neta = -1.0", "training.eta must not be negative"),
+        ("[training]\nepochs = 0", "training.epochs must be at least 1"),
+        (
+            "[training]\nmini_batch_size = 20\n[data]\ntrain_size = 10",
+            "larger than data.train_size",
+        ),
+        ('[network]\nactivation = ["tanh"]', "1 names for the 2 layers"),
+        ('[network]\nactivation = "relu"\ncost = "cross_entropy"', "relu"),
+        ("[training]\neta = nan", "training.eta must be a finite number"),
+        ("training = 3", "training must be a section"),
+        ("[network\n", "is not valid TOML"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_key_and_the_choices(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.eta", "expected section.key=value"),
+        ("eta=0.5", "expected section.key=value"),
+        ("training.eta=fast", "training.eta must be a number, got 'fast'"),
+        ("training.speed=2", "unknown key training.speed"),
+        ("network.activation=sigmod", "'sigmod' is not one of"),
+    ],
+)
+def test_bad_overrides_are_rejected(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, ""), [override])
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml not found"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_per_neuron_overrides_build_a_modified_layer(tmp_path):
+    text = """
+[network]
+sizes = [784, 30, 10]
+[[network.override]]
+layer = 2
+neuron = 5
+activation = "tanh"
+[[network.override]]
+layer = 2
+neuron = 7
+activation = "linear"
+"""
+    net = config.build_network(config.load(write(tmp_path, text)))
+    hidden = net.activations[0]
+    assert isinstance(hidden, Neuronwise)
+    assert dict(hidden.overrides) == {5: activations.get("tanh"), 7: activations.get("linear")}
+    assert net.activations[1] == activations.get("sigmoid")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("layer = 1\nneuron = 0\nactivation = 'tanh'", "layers are 2..3"),
+        ("layer = 2\nneuron = 30\nactivation = 'tanh'", "layer 2 has 30 neurons"),
+        ("layer = 2\nneuron = 0\nactivation = 'softmax'", "plain elementwise"),
+        ("layer = 2\nneuron = 0\nactivaton = 'tanh'", "unknown key network.override.activaton"),
+    ],
+)
+def test_bad_neuron_overrides_are_rejected(tmp_path, table, message):
+    text = f"[network]\nsizes = [784, 30, 10]\n[[network.override]]\n{table}\n"
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text))
+
+
+def test_dumps_writes_what_load_reads_back(tmp_path):
+    text = """
+[network]
+sizes = [784, 30, 10]
+activation = ["tanh", "softmax"]
+cost = "log_likelihood"
+[[network.override]]
+layer = 2
+neuron = 1
+activation = "relu"
+[training]
+eta = 0.1
+lmbda = 5.0
+optimizer = "adam"
+[data]
+dir = "C:\\\\data \\"quoted\\""
+"""
+    original = config.load(write(tmp_path, text))
+    path = tmp_path / "resolved.toml"
+    path.write_text(config.dumps(original))
+    assert config.load(path) == original
+    assert "train_size = 50000" in config.dumps(original)  # every key spelled out

@@ -6,10 +6,11 @@ examples, and C_x depends on the network only through the output activations a =
 As with activations, the neuron axis is axis 0: a is (n,) for one example or (n, m) for m examples
 as columns, and C_x sums over axis 0.
 
-BP1, `output_error`, is δ^L = ∇_a C ⊙ σ′(z^L) in general. Where a cost and an output activation
-have a known closed form it is used, being both cheaper and numerically stable when the output
+BP1, `output_error`, is δ^L = ∇_a C ⊙ σ′(z^L) in general. For every output activation a cost with
+a logarithm accepts there is a closed form, cheaper and numerically stable when the output
 saturates (where ∇_a C is infinite and σ′ is zero): cross-entropy with sigmoid outputs and
-log-likelihood with softmax outputs, where δ^L = a − y, and log-likelihood with sigmoid outputs.
+log-likelihood with softmax outputs, where δ^L = a − y, and the less common pairs below. The cost
+itself is then computed from z^L (`from_weighted_input`) so that it too stays finite.
 """
 
 from typing import ClassVar
@@ -21,7 +22,7 @@ from jax.scipy.special import xlogy
 from jaxtyping import Array, Float
 
 from ._registry import lookup
-from .activations import Activation, Neuronwise, Sigmoid, Softmax
+from .activations import Activation, Neuronwise, Sigmoid, Softmax, Softplus
 
 __all__ = ["Cost", "CrossEntropy", "LogLikelihood", "Quadratic", "get", "names"]
 
@@ -29,6 +30,22 @@ __all__ = ["Cost", "CrossEntropy", "LogLikelihood", "Quadratic", "get", "names"]
 def _ratio(num, den):
     """num / den, with 0/0 taken as 0 (the derivative of 0·ln a is 0, whatever a is)."""
     return jnp.where(num == 0, jnp.zeros_like(num), num / den)
+
+
+def _others(z):
+    """m_i = ln Σ_{k≠i} e^{z_k} over the neuron axis: ln(1 − softmax(z)_i) = m_i − lse(z)."""
+    n = z.shape[0]
+    off = ~jnp.eye(n, dtype=bool).reshape((n, n) + (1,) * (z.ndim - 1))  # off[i, k]: k ≠ i
+    return jax.nn.logsumexp(jnp.where(off, z[None], -jnp.inf), axis=1), off
+
+
+def _log_softplus(z):
+    """ln softplus(z), finite for any z: z − e^z/2 where softplus(z) = ln(1 + e^z) ≈ e^z."""
+    small = z < -20
+    # each branch sees only the inputs it is used for, so neither has an infinite gradient
+    tail = jnp.where(small, z, jnp.full_like(z, -20))
+    direct = jnp.log(jax.nn.softplus(jnp.where(small, jnp.zeros_like(z), z)))
+    return jnp.where(small, tail - jnp.exp(tail) / 2, direct)
 
 
 class Cost(eqx.Module):
@@ -81,7 +98,9 @@ class CrossEntropy(Cost):
     """C_x = −Σ_j [y_j ln a_j + (1 − y_j) ln(1 − a_j)]; ∇_a C = (a − y) / (a(1 − a)).
 
     With sigmoid outputs the σ′ = a(1 − a) cancels and BP1 becomes δ^L = a − y: the output
-    neurons no longer learn slowly when they saturate.
+    neurons no longer learn slowly when they saturate. With softmax outputs BP1 is
+    δ_j = a_j (Σ_i y_i + 1 − y_j) − y_j − Σ_{i≠j} (1 − y_i) a_j a_i / (1 − a_i), with each
+    a_j a_i / (1 − a_i) formed from logarithms: it stays finite (at most a_i) when outputs saturate.
     """
 
     name: ClassVar[str] = "cross_entropy"
@@ -97,11 +116,22 @@ class CrossEntropy(Cost):
         if isinstance(sigma, Sigmoid):
             # −ln σ(z) = softplus(−z) and −ln(1 − σ(z)) = softplus(z): finite for any z.
             return jnp.sum(y * jax.nn.softplus(-z) + (1 - y) * jax.nn.softplus(z), axis=0)
+        if isinstance(sigma, Softmax):
+            lse = jax.nn.logsumexp(z, axis=0, keepdims=True)
+            others, _ = _others(z)
+            return -jnp.sum(y * (z - lse) + (1 - y) * (others - lse), axis=0)
         return super().from_weighted_input(sigma, z, y)
 
     def output_error(self, sigma, z, a, y):
         if isinstance(sigma, Sigmoid):
             return a - y
+        if isinstance(sigma, Softmax):
+            others, off = _others(z)
+            log_a = jax.nn.log_softmax(z, axis=0)
+            # a_j a_i / (1 − a_i) = exp(ln a_j + z_i − m_i), for i ≠ j (rows j, columns i)
+            cross = jnp.exp(jnp.where(off, log_a[:, None] + (z - others)[None], -jnp.inf))
+            total = jnp.sum(y, axis=0, keepdims=True)
+            return a * (total + 1 - y) - y - jnp.sum(cross * (1 - y)[None], axis=1)
         return super().output_error(sigma, z, a, y)
 
 
@@ -109,7 +139,8 @@ class LogLikelihood(Cost):
     """C_x = −Σ_j y_j ln a_j, which is −ln a_y^L for a one-hot y; ∇_a C = −y / a.
 
     With softmax outputs BP1 becomes δ^L = a Σ_j y_j − y, that is a − y for a one-hot y; with
-    sigmoid outputs δ^L = y ⊙ (a − 1).
+    sigmoid outputs δ^L = y ⊙ (a − 1); with softplus outputs δ^L = −y ⊙ σ(z) / softplus(z),
+    formed from logarithms so that it tends to −y, not 0/0, as z → −∞.
     """
 
     name: ClassVar[str] = "log_likelihood"
@@ -127,6 +158,8 @@ class LogLikelihood(Cost):
             return jnp.sum(y * (jax.nn.logsumexp(z, axis=0, keepdims=True) - z), axis=0)
         if isinstance(sigma, Sigmoid):
             return jnp.sum(y * jax.nn.softplus(-z), axis=0)
+        if isinstance(sigma, Softplus):
+            return -jnp.sum(y * _log_softplus(z), axis=0)
         return super().from_weighted_input(sigma, z, y)
 
     def output_error(self, sigma, z, a, y):
@@ -134,6 +167,9 @@ class LogLikelihood(Cost):
             return a * jnp.sum(y, axis=0, keepdims=True) - y
         if isinstance(sigma, Sigmoid):
             return y * (a - 1)
+        if isinstance(sigma, Softplus):
+            # σ(z)/softplus(z) = exp(ln σ(z) − ln softplus(z)), with ln σ(z) = −softplus(−z)
+            return -y * jnp.exp(-jax.nn.softplus(-z) - _log_softplus(z))
         return super().output_error(sigma, z, a, y)
 
 

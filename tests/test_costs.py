@@ -84,11 +84,27 @@ def test_fused_pairs_give_a_minus_y(x64):
     np.testing.assert_array_equal(ll.output_error(sigmoid, z, a, y), y * (a - 1))
 
 
+LOG_PAIRS = [
+    ("cross_entropy", "sigmoid"),
+    ("cross_entropy", "softmax"),
+    ("log_likelihood", "softmax"),
+    ("log_likelihood", "sigmoid"),
+    ("log_likelihood", "softplus"),
+]
+
+
+def test_the_log_costs_accept_exactly_the_pairs_with_a_closed_form():
+    accepted = {
+        (c, s)
+        for c in ("cross_entropy", "log_likelihood")
+        for s in activations.names()
+        if costs.get(c).accepts(activations.get(s))
+    }
+    assert accepted == set(LOG_PAIRS)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize(
-    ("cost_name", "sigma_name"),
-    [("cross_entropy", "sigmoid"), ("log_likelihood", "softmax"), ("log_likelihood", "sigmoid")],
-)
+@pytest.mark.parametrize(("cost_name", "sigma_name"), LOG_PAIRS)
 def test_saturated_outputs_give_finite_costs_and_errors(cost_name, sigma_name, dtype):
     with jax.enable_x64(dtype == jnp.float64):
         cost, sigma = costs.get(cost_name), activations.get(sigma_name)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fnbackprop import data
+from fnbackprop import _io, data
 from fnbackprop.data import (
     DATASETS,
     FILES,
@@ -608,7 +608,7 @@ def test_download_cannot_write(tmp_path: Path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(data.tempfile, "NamedTemporaryFile", read_only)
+    monkeypatch.setattr(_io.tempfile, "NamedTemporaryFile", read_only)
     with pytest.raises(DataError) as excinfo:
         download("mnist", tmp_path, mirrors=[_closed_port_url()], progress=False)
     one_line_error(excinfo, f"cannot write {tmp_path / FILES[0]}", "Permission denied")

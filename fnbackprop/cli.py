@@ -1,7 +1,9 @@
 """The `fnbackprop` command: train, evaluate, data, check.
 
-Every error a user can cause (a bad config, a missing file, a wrong shape) prints one line on
-stderr and exits with code 2; `--debug` shows the traceback instead.
+Every error a user can cause (a bad config, a missing or broken file, an unwritable folder, a
+wrong shape, a diverging run) prints one line on stderr and exits with code 2, as argparse does for
+a bad command line. Any other exception is a bug in fnbackprop: one line saying so, exit code 1.
+`--debug` prints the traceback before the line.
 """
 
 import argparse
@@ -14,6 +16,7 @@ from pathlib import Path
 from .errors import FnbackpropError
 
 USER_ERROR = 2
+INTERNAL_ERROR = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     train.add_argument("--data-dir", metavar="DIR", help="where the data files are")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    hosts = train.add_argument_group(
+        "several hosts", "one process per host, all with the same arguments but --process-id"
+    )
+    hosts.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address ($JAX_COORDINATOR_ADDRESS)"
+    )
+    hosts.add_argument(
+        "--num-processes", type=int, metavar="N", help="processes in all ($JAX_NUM_PROCESSES)"
+    )
+    hosts.add_argument(
+        "--process-id", type=int, metavar="I", help="this process, 0..N-1 ($JAX_PROCESS_ID)"
+    )
 
     evaluate = commands.add_parser("evaluate", help="report a saved network's accuracy")
     evaluate.add_argument("checkpoint", help="a run folder or its checkpoint.eqx")
@@ -65,14 +80,21 @@ def _train(args) -> int:
     import jax
 
     from . import config as configs
+    from . import sharding
     from .runs import CONFIG, run_training
 
+    sharding.initialize(args.coordinator, args.num_processes, args.process_id)
     if args.resume:
         if args.config or args.overrides:
             raise FnbackpropError(
                 "--resume DIR continues DIR's own config: give no CONFIG or --set"
             )
-        config = configs.load(f"{args.resume}/{CONFIG}")
+        if not (Path(args.resume) / CONFIG).is_file():
+            raise FnbackpropError(
+                f"nothing to resume in {args.resume}: no {CONFIG} there "
+                "(give the --out folder of an earlier run)"
+            )
+        config = configs.load(Path(args.resume) / CONFIG)
         out = args.resume
     elif args.config:
         config = configs.load(args.config, args.overrides)
@@ -135,7 +157,19 @@ def _data(args) -> int:
     checks = data.verify(args.dataset, args.data_dir)
     for c in checks:
         print(f"{'ok ' if c.ok else 'BAD'} {c.file}: {c.reason}")
-    return 0 if all(c.ok for c in checks) else 1
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        folder = bad[0].file.parent
+        fix = (
+            "put Nielsen's mnist.pkl.gz there"
+            if args.dataset == "mnist-pkl"
+            else f"run `fnbackprop data download --dataset {args.dataset} --data-dir {folder}`"
+        )
+        raise FnbackpropError(
+            f"{len(bad)} of {len(checks)} {args.dataset} files in {folder} are missing or "
+            f"damaged (see above): {fix}"
+        )
+    return 0
 
 
 def _check(args) -> int:
@@ -157,19 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except FnbackpropError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"fnbackprop: error: {err}", file=sys.stderr)
-        return USER_ERROR
-    except OSError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"fnbackprop: error: {err}", file=sys.stderr)
-        return USER_ERROR
+    except (FnbackpropError, OSError) as err:  # the user's to fix: a config, a file, a folder
+        return _fail(args, f"error: {err}", USER_ERROR)
     except KeyboardInterrupt:
         print("fnbackprop: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug in fnbackprop: one line, the traceback with --debug
+        message = f"internal error: {type(err).__name__}: {err}; rerun with --debug for details"
+        return _fail(args, message, INTERNAL_ERROR)
+
+
+def _fail(args, message: str, code: int) -> int:
+    """Print `message` as one line on stderr (after the traceback with --debug); return `code`."""
+    if args.debug:
+        traceback.print_exc()
+    print("fnbackprop: " + " ".join(message.split()), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@
     gradient = "backprop"         # backprop | backprop_batch | autodiff
     seed = 0
     dtype = "float32"
-    devices = 1
+    devices = 1                   # split each mini-batch across this many devices (must divide it)
 
     [data]
     dataset = "mnist"             # mnist | mnist-pkl | fashion-mnist
@@ -42,6 +42,7 @@ from . import activations, costs
 from .data import DATASETS
 from .errors import ConfigError, FnbackpropError
 from .network import INIT_SCHEMES, Network
+from .sharding import check_divisible
 
 __all__ = [
     "DTYPES",
@@ -176,6 +177,11 @@ def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: st
                 f"{', '.join(fields)}"
             )
         values[key] = _coerce(f"{section}.{key}", fields[key].type, value, source)
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
+    if missing := [n for n in required if n not in values]:
+        raise ConfigError(
+            f"{source}: [[{section}]] needs {', '.join(required)}; missing: {', '.join(missing)}"
+        )
     return cls(**values)
 
 
@@ -251,6 +257,10 @@ def _check_choices(config: Config, source: str) -> None:
             f"{source}: training.mini_batch_size = {t.mini_batch_size} is larger than "
             f"data.train_size = {d.train_size}"
         )
+    try:
+        check_divisible(t.mini_batch_size, t.devices)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     try:
         build_network(config)
     except FnbackpropError as err:

@@ -28,6 +28,7 @@ __all__ = [
     "INIT_SCHEMES",
     "Network",
     "Params",
+    "check_columns",
     "check_example",
     "check_params",
     "cost",
@@ -139,6 +140,7 @@ def layer(p, sigma: Activation):
 
 def feedforward(net: Network, params: Params, x: Float[Array, "n_in ..."]) -> Float[Array, "..."]:
     """The network's output a^L = f_L(p_L)(… f_2(p_2)(x)) (eq. 25 applied layer by layer)."""
+    check_columns(net, params, x)
     a = x
     for p, sigma in zip(params, net.activations, strict=True):
         a = layer(p, sigma)(a)
@@ -152,6 +154,11 @@ def forward_pass(net: Network, params: Params, x: Float[Array, "n_in ..."]):
     `activations[i]` is a^{i+1}, so `activations[0]` is the input x and `activations[-1]` the
     output a^L; there is one more activation than weighted inputs.
     """
+    check_columns(net, params, x)
+    return _forward_pass(net, params, x)
+
+
+def _forward_pass(net: Network, params: Params, x):
     weighted_inputs, activations = [], [x]
     for p, sigma in zip(params, net.activations, strict=True):
         z = weighted_input(p, activations[-1])
@@ -168,7 +175,8 @@ def cost(
     Computed from the output weighted input z^L, so cross-entropy and log-likelihood stay finite
     when the output neurons saturate.
     """
-    weighted_inputs, _ = forward_pass(net, params, x)
+    check_columns(net, params, x, y)
+    weighted_inputs, _ = _forward_pass(net, params, x)
     return jnp.mean(net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y))
 
 
@@ -215,6 +223,7 @@ def check_example(net: Network, params: Params, x, y=None, *, batch: bool = Fals
         if arr is None:
             continue
         label = name.upper() if batch else name
+        _check_is_array(label, arr)
         shape = _shape(arr)
         if batch:
             if len(shape) != 2 or shape[1] != n:
@@ -229,14 +238,53 @@ def check_example(net: Network, params: Params, x, y=None, *, batch: bool = Fals
             raise ShapeError(
                 f"{label} has shape {shape}, expected ({n},) for sizes {list(net.sizes)}{hint}"
             )
-        if not jnp.issubdtype(jnp.result_type(arr), jnp.floating):
-            raise ShapeError(
-                f"{label} has dtype {jnp.result_type(arr)}, expected a float"
-                + (" (one-hot encode labels with fnbackprop.data.one_hot)" if name == "y" else "")
-            )
-        if not isinstance(arr, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(arr))):
-            raise ShapeError(f"{label} contains NaN or Inf")
+        hint = " (one-hot encode labels with fnbackprop.data.one_hot)" if name == "y" else ""
+        _check_values(label, arr, hint)
     if x is not None and y is not None and batch and _shape(x)[0] != _shape(y)[0]:
         raise ShapeError(
             f"X has {_shape(x)[0]} examples but Y has {_shape(y)[0]}: they must match row for row"
         )
+
+
+def check_columns(net: Network, params: Params, x, y=None) -> None:
+    """Raise `ShapeError` unless x (and y) fit the network as `feedforward` and `cost` take them.
+
+    x is one example (n_in,) or examples as columns (n_in, m); y, if given, is (n_out,) or
+    (n_out, m) to match. Shapes are static, so under jit this runs once, at trace time; concrete
+    inputs are also checked to be finite.
+    """
+    check_params(net, params)
+    n_in, n_out = net.sizes[0], net.sizes[-1]
+    _check_is_array("x", x)
+    x_shape = _shape(x)
+    if not x_shape or x_shape[0] != n_in:
+        hint = " (examples go in columns: pass X.T)" if x_shape[-1:] == (n_in,) else ""
+        raise ShapeError(
+            f"x has shape {x_shape}, expected ({n_in},) or ({n_in}, m): one example or examples "
+            f"as columns, for sizes {list(net.sizes)}{hint}"
+        )
+    if 0 in x_shape:
+        raise ShapeError(f"x has shape {x_shape}: it needs at least one example")
+    if y is not None:
+        _check_is_array("y", y)
+    if y is not None and _shape(y) != (n_out, *x_shape[1:]):
+        raise ShapeError(
+            f"y has shape {_shape(y)}, expected {(n_out, *x_shape[1:])} to match x of shape "
+            f"{x_shape} for sizes {list(net.sizes)}"
+        )
+    for name, arr in (("x", x), ("y", y)):
+        if arr is not None:
+            _check_values(name, arr)
+
+
+def _check_is_array(label: str, arr) -> None:
+    if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+        raise ShapeError(f"{label} must be an array (jax or numpy), got {type(arr).__name__}")
+
+
+def _check_values(label: str, arr, hint: str = "") -> None:
+    """A float array, and finite when concrete: NaN checks never run on tracers."""
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise ShapeError(f"{label} has dtype {arr.dtype}, expected a float{hint}")
+    if not isinstance(arr, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(arr))):
+        raise ShapeError(f"{label} contains NaN or Inf")

@@ -15,6 +15,7 @@ parameters an uninterrupted run reaches.
 
 import json
 import os
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -23,9 +24,9 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, sharding
 from ._io import atomic_file, write_text_atomic
-from .config import Config, build_network, dumps, load
+from .config import Config, build_network, dumps, load, parse
 from .data import Splits, load_dataset, one_hot
 from .errors import ConfigError, FnbackpropError
 from .network import Network, Params
@@ -122,11 +123,21 @@ def run_training(
     checkpoint of the last good epoch is left as it was.
     """
     out = Path(out_dir) if out_dir is not None else None
+    _check_config(config)
+    if resume and (out is None or not (out / CHECKPOINT).is_file()):
+        raise FnbackpropError(
+            f"nothing to resume: no {CHECKPOINT} in {out} (give the folder of an earlier run)"
+        )
+    if out is not None and jax.process_index() == 0:
+        _prepare_folder(out, config, fresh=not resume)
     dtype = _dtype(config)
     net = build_network(config)
     t = config.training
     key_init, key_train = jax.random.split(jax.random.key(t.seed))
+    mesh = sharding.data_mesh(t.devices) if t.devices > 1 else None  # too many: fail here
     train, evaluation, _ = prepare_data(config, data_dir, progress=progress)
+    if mesh is not None:  # the data once on every device; each epoch splits every mini-batch
+        train, evaluation = sharding.replicate((train, evaluation), mesh)
     optimizer = make_optimizer(
         t.optimizer, t.eta, lmbda=t.lmbda, n=int(train[0].shape[0]), momentum=t.momentum
     )
@@ -134,17 +145,12 @@ def run_training(
     state = TrainState(params, optimizer.init(params), 0)
     metrics: list[dict] = []
     if resume:
-        if out is None or not (out / CHECKPOINT).is_file():
-            raise FnbackpropError(f"nothing to resume: no {CHECKPOINT} in {out}")
         state, key_train, header = checkpoint.load(out / CHECKPOINT, net, state)
-        metrics = list(header.get("metrics", []))
+        metrics = list(header["metrics"])
+    if jax.process_index() > 0:  # several processes: process 0 alone writes the run's files
+        out = None
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise FnbackpropError(f"cannot create output folder {out} ({err})") from None
-        write_text_atomic(out / CONFIG, dumps(config))
-        _write_metrics(out, metrics)
+        _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
 
     bar = tqdm(
         total=t.epochs, initial=state.epoch, desc="epochs", unit="epoch", disable=not progress
@@ -160,6 +166,7 @@ def run_training(
             optimizer=optimizer,
             gradient=t.gradient,
             key=key_train,
+            devices=t.devices,
         ):
             metrics.append(epoch_metrics)
             if out is not None:
@@ -170,10 +177,13 @@ def run_training(
             elif echo is not None:
                 echo(book_line(epoch_metrics))
             bar.update(1)
-    except DivergenceError:
-        if out is not None and metrics:
-            plot_learning_curve(metrics, out / CURVE, title=_title(config))
-        raise
+    except DivergenceError as err:
+        if out is None or not metrics:
+            raise
+        plot_learning_curve(metrics, out / CURVE, title=_title(config))
+        raise DivergenceError(
+            f"{err}; {out / CHECKPOINT} keeps epoch {metrics[-1]['epoch']}, the last good one"
+        ) from None
     finally:
         bar.close()
     if out is not None and metrics:
@@ -188,6 +198,7 @@ def load_run(run: "str | os.PathLike") -> tuple[Config, Network, Params, dict]:
     """
     path = Path(run)
     folder, ckpt = (path, path / CHECKPOINT) if path.is_dir() else (path.parent, path)
+    checkpoint.read_header(ckpt)  # a missing or foreign file is named as such, before the config
     if not (folder / CONFIG).is_file():
         raise FnbackpropError(f"no {CONFIG} beside the checkpoint in {folder}")
     config = load(folder / CONFIG)
@@ -202,6 +213,40 @@ def load_run(run: "str | os.PathLike") -> tuple[Config, Network, Params, dict]:
 
 def _write_metrics(out: Path, metrics: list[dict]) -> None:
     write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def _check_config(config: Config) -> None:
+    """Check a `Config` as `load` checks a file, so one built in Python is checked too."""
+    if not isinstance(config, Config):
+        raise ConfigError(
+            f"config must be a fnbackprop.config.Config (read one with fnbackprop.config.load), "
+            f"got {type(config).__name__}"
+        )
+    try:
+        text = dumps(config)
+    except TypeError as err:
+        raise ConfigError(f"config: {err}") from None
+    parse(tomllib.loads(text), source="config")
+
+
+def _prepare_folder(out: Path, config: Config, fresh: bool) -> None:
+    """Create `out`, remove temporary files a killed run left there, and write the config.
+
+    A fresh run also removes an earlier run's checkpoint, so that the checkpoint in a folder
+    always belongs to the config beside it, even if this run is killed before its first epoch.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG, METRICS, CHECKPOINT, CURVE):
+            for part in out.glob(f".{name}.*.part"):  # atomic_file's names
+                part.unlink()
+        if fresh:
+            (out / CHECKPOINT).unlink(missing_ok=True)
+        write_text_atomic(out / CONFIG, dumps(config))
+    except OSError as err:
+        raise FnbackpropError(
+            f"cannot write the run's files in {out} ({err.strerror or err}): choose another --out"
+        ) from None
 
 
 def _title(config: Config) -> str:

@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import sharding
 from .backprop import backprop_batch, backprop_vmap
 from .config import GRADIENTS, OPTIMIZERS
-from .errors import FnbackpropError
-from .network import Network, Params, cost, feedforward
+from .errors import FnbackpropError, ShapeError
+from .network import Network, Params, check_example, cost, feedforward
 from .references import autodiff_grad_batch
 
 __all__ = [
@@ -105,28 +106,40 @@ def make_epoch(
     *,
     gradient: str = "backprop",
     mini_batch_size: int = 10,
+    devices: int = 1,
 ) -> Callable:
     """One epoch of mini-batch SGD as one compiled function.
 
     Returns `epoch(params, opt_state, key, X, Y) -> (params, opt_state)`, with X (n, n_in) and
     Y (n, n_out) one example per row. The n examples are shuffled with `key`, split into
     ⌊n/m⌋ mini-batches of m and, when m does not divide n, a last smaller one, as in the book.
+
+    With `devices` d > 1 each mini-batch is split into d shards of m/d examples (see
+    `fnbackprop.sharding`); m must be a multiple of d. The last smaller mini-batch is split too
+    when d divides it, else every device computes it whole; either way the run equals the
+    one-device run.
     """
     mean_gradient = gradient_function(gradient)
     m = mini_batch_size
+    d = devices
+    sharding.check_divisible(m, d)
+    mesh = sharding.data_mesh(d) if d > 1 else None
+
+    def split(batch):  # the mini-batch's examples spread across the devices
+        return batch if mesh is None else sharding.shard_batch(batch, mesh)
 
     def update(params, opt_state, X, Y):
         grads = mean_gradient(net, params, X, Y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    @jax.jit
     def epoch(params, opt_state, key, X, Y):
         n = X.shape[0]
         order = jax.random.permutation(key, n)
         full = n // m
 
         def step(carry, batch):
+            batch = split(batch)
             return update(*carry, X[batch], Y[batch]), None
 
         (params, opt_state), _ = jax.lax.scan(
@@ -134,10 +147,14 @@ def make_epoch(
         )
         if n % m:
             rest = order[full * m :]
+            if (n % m) % d == 0:  # else each device computes the whole last mini-batch
+                rest = split(rest)
             params, opt_state = update(params, opt_state, X[rest], Y[rest])
         return params, opt_state
 
-    return epoch
+    if mesh is None:
+        return jax.jit(epoch)
+    return sharding.replicated_jit(epoch, mesh)
 
 
 @jax.jit
@@ -152,9 +169,37 @@ def evaluate(net: Network, params: Params, X, labels) -> tuple[int, float]:
     """(number classified correctly, mean cost C) on X (n, n_in) with integer labels (n,).
 
     The network's answer is the index of the most active output neuron, as in the book.
+    Raises `ShapeError` naming the argument if X or the labels do not fit the network.
     """
+    _check_evaluation_set(net, params, X, labels)
+    return _score(net, params, X, labels)
+
+
+def _score(net: Network, params: Params, X, labels) -> tuple[int, float]:
     correct, mean_cost = _evaluate(net, params, jnp.asarray(X), jnp.asarray(labels))
     return int(correct), float(mean_cost)
+
+
+def _check_evaluation_set(net: Network, params: Params, X, labels, name: str = "") -> None:
+    """X (n, n_in) finite floats and labels (n,) integers in 0..n_out − 1."""
+    where = f"{name}: " if name else ""
+    try:
+        check_example(net, params, X, batch=True)
+    except ShapeError as err:
+        raise ShapeError(f"{where}{err}") from None
+    n, n_out = np.shape(X)[0], net.sizes[-1]
+    if np.shape(labels) != (n,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise ShapeError(
+            f"{where}labels have shape {np.shape(labels)} {jnp.result_type(labels)}, expected "
+            f"({n},) integers: one class index per row of X (not one-hot)"
+        )
+    if not isinstance(labels, jax.core.Tracer):
+        labels = np.asarray(labels)
+        if labels.min() < 0 or labels.max() >= n_out:
+            raise ShapeError(
+                f"{where}labels must lie in 0..{n_out - 1} for {n_out} output neurons, found "
+                f"{labels.min()}..{labels.max()}"
+            )
 
 
 def fit(
@@ -168,15 +213,21 @@ def fit(
     optimizer: optax.GradientTransformation,
     gradient: str,
     key: jax.Array,
+    devices: int = 1,
 ) -> Iterator[tuple[TrainState, dict]]:
     """Train from `state` up to `epochs` epochs, yielding `(state, metrics)` after each epoch.
 
     `train` is `(X, Y)` (one-hot Y), `evaluation` maps a name ("validation", "test") to
     `(X, labels)`. Epoch e shuffles with `fold_in(key, e)`, so a run resumed from a saved state
-    repeats exactly what an uninterrupted run would have done. Raises `DivergenceError` at the end
-    of the first epoch whose cost or parameters are not finite, before yielding that state.
+    repeats exactly what an uninterrupted run would have done. With `devices` > 1 every
+    mini-batch is split across that many devices (see `make_epoch`). Raises `DivergenceError` at
+    the end of the first epoch whose cost or parameters are not finite, before yielding that state.
+    Raises `ShapeError` before the first epoch if the arrays do not fit the network.
     """
-    run_epoch = make_epoch(net, optimizer, gradient=gradient, mini_batch_size=mini_batch_size)
+    _check_fit_arguments(net, state, train, evaluation, mini_batch_size)
+    run_epoch = make_epoch(
+        net, optimizer, gradient=gradient, mini_batch_size=mini_batch_size, devices=devices
+    )
     X, Y = train
     for e in range(state.epoch, epochs):
         start = time.perf_counter()
@@ -185,7 +236,7 @@ def fit(
         )
         metrics: dict = {"epoch": e}
         for name, (X_eval, labels) in evaluation.items():
-            correct, mean_cost = evaluate(net, params, X_eval, labels)
+            correct, mean_cost = _score(net, params, X_eval, labels)
             metrics |= {
                 f"{name}_correct": correct,
                 f"{name}_total": len(labels),
@@ -193,13 +244,50 @@ def fit(
                 f"{name}_cost": mean_cost,
             }
         metrics["seconds"] = time.perf_counter() - start
-        finite_params = all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(params))
-        costs_ok = all(np.isfinite(v) for k, v in metrics.items() if k.endswith("_cost"))
-        if not (finite_params and costs_ok):
-            what = "the parameters" if not finite_params else "the cost"
+        costs = [v for k, v in metrics.items() if k.endswith("_cost")]
+        bad = [
+            what
+            for what, ok in (
+                ("the parameters", _all_finite(params)),
+                ("the optimizer state", _all_finite(opt_state)),
+                ("the cost", all(np.isfinite(costs))),
+            )
+            if not ok
+        ]
+        if bad:
             raise DivergenceError(
-                f"training diverged in epoch {e}: {what} became NaN or infinite; "
+                f"training diverged in epoch {e}: {' and '.join(bad)} became NaN or infinite; "
                 "try a smaller learning rate (training.eta)"
             )
         state = TrainState(params, opt_state, e + 1)
         yield state, metrics
+
+
+def _all_finite(tree) -> bool:
+    """Whether every float leaf of `tree` (parameters, optimizer state) is finite."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
+    return bool(jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])))
+
+
+def _check_fit_arguments(
+    net: Network, state: TrainState, train: tuple, evaluation: dict, mini_batch_size: int
+) -> None:
+    if not isinstance(train, tuple | list) or len(train) != 2:
+        raise ShapeError(f"train must be a pair (X, Y), got {type(train).__name__}")
+    X, Y = train
+    try:
+        check_example(net, state.params, X, Y, batch=True)
+    except ShapeError as err:
+        raise ShapeError(f"train: {err}") from None
+    n = np.shape(X)[0]
+    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int | np.integer):
+        raise FnbackpropError(f"mini_batch_size must be an integer, got {mini_batch_size!r}")
+    if not 1 <= mini_batch_size <= n:
+        raise FnbackpropError(
+            f"mini_batch_size must be 1..{n} (the number of training examples), "
+            f"got {mini_batch_size}"
+        )
+    for name, pair in evaluation.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ShapeError(f"evaluation[{name!r}] must be a pair (X, labels)")
+        _check_evaluation_set(net, state.params, *pair, name=name)

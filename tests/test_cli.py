@@ -1,0 +1,360 @@
+"""The `fnbackprop` command as a user meets it: real subprocesses, real files, a real SIGKILL.
+
+- Every user error is one line on stderr and exit code 2, never a traceback; `--debug` adds the
+  traceback; a bug (any other exception) is one line and exit code 1.
+- A run that diverges stops at the end of that epoch, naming it and suggesting a smaller η, and
+  leaves the last good checkpoint byte for byte as it was.
+- A run killed with SIGKILL in the middle of an epoch and resumed ends with exactly the parameters
+  of an uninterrupted run.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from fnbackprop import checkpoint, cli, config, runs, training
+from fnbackprop.errors import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
+
+
+def fnbackprop(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m fnbackprop.cli ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "fnbackprop.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
+    )
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fnbackprop.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The single stderr line of a user error (exit code 2), checked to hold every fragment."""
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fnbackprop: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- user errors: one line, exit code 2 ------------------------------------------------------------
+
+
+def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, list[str]]]:
+    """name → (arguments, extra environment, fragments the one stderr line must hold)."""
+    (root / "empty").mkdir()
+    (root / "a_file").write_text("not a folder")
+    configs = {
+        "invalid.toml": "[network\nsizes = [784, 30, 10]\n",
+        "unknown_key.toml": "[network]\nsize = [784, 30, 10]\n",
+        "wrong_type.toml": '[training]\neta = "fast"\n',
+        "unknown_activation.toml": '[network]\nactivation = "sigmod"\n',
+        "wrong_inputs.toml": "[network]\nsizes = [100, 30, 10]\n",
+    }
+    for name, text in configs.items():
+        (root / name).write_text(text)
+    # a run folder with a config but no checkpoint (killed before its first epoch ended)
+    (root / "no_ckpt").mkdir()
+    (root / "no_ckpt" / runs.CONFIG).write_text(config.dumps(config.load(CHAPTER1)))
+    # a saved [784, 30, 10] network, and the same checkpoint beside a [784, 20, 10] config
+    c = config.load(CHAPTER1)
+    net = config.build_network(c)
+    params = net.init(jax.random.key(0))
+    optimizer = training.make_optimizer()
+    for folder, sizes in (("run", [784, 30, 10]), ("other", [784, 20, 10])):
+        (root / folder).mkdir()
+        text = config.dumps(config.load(CHAPTER1, [f"network.sizes={sizes}"]))
+        (root / folder / runs.CONFIG).write_text(text)
+        state = training.TrainState(params, optimizer.init(params), 1)
+        checkpoint.save(root / folder / runs.CHECKPOINT, net, state, jax.random.key(1), [])
+    offline = {"https_proxy": f"http://127.0.0.1:{_closed_port()}", "no_proxy": ""}
+    offline |= {k.upper(): v for k, v in offline.items()}
+    train = ["train", "--quiet"]
+    return {
+        "missing config": (
+            [*train, root / "nope.toml"],
+            {},
+            ["config file", "nope.toml not found"],
+        ),
+        "invalid TOML": ([*train, root / "invalid.toml"], {}, ["is not valid TOML", "line 1"]),
+        "unknown key": (
+            [*train, root / "unknown_key.toml"],
+            {},
+            ["unknown key network.size", "valid keys in [network]: sizes, activation, cost"],
+        ),
+        "wrong type": (
+            [*train, root / "wrong_type.toml"],
+            {},
+            ["training.eta must be a number, got 'fast'"],
+        ),
+        "unknown activation": (
+            [*train, root / "unknown_activation.toml"],
+            {},
+            ["network.activation = 'sigmod' is not one of: sigmoid, tanh, linear, relu"],
+        ),
+        "bad --set": (
+            [*train, CHAPTER1, "--set", "training.eta"],
+            {},
+            ["--set 'training.eta': expected section.key=value, e.g. training.eta=0.5"],
+        ),
+        "unknown --set key": (
+            [*train, CHAPTER1, "--set", "training.etta=0.5"],
+            {},
+            ["unknown key training.etta", "valid keys in [training]: epochs, mini_batch_size"],
+        ),
+        "network that does not fit the data": (
+            [*train, root / "wrong_inputs.toml", "--data-dir", mnist_dir],
+            {},
+            ["network.sizes = [100, 30, 10] does not fit mnist: it needs 784 inputs"],
+        ),
+        "resume a folder that is no run": (
+            [*train, "--resume", root / "empty"],
+            {},
+            ["nothing to resume in", "no config.toml there"],
+        ),
+        "resume a run without a checkpoint": (
+            [*train, "--resume", root / "no_ckpt"],
+            {},
+            ["nothing to resume: no checkpoint.eqx in", "no_ckpt"],
+        ),
+        "evaluate a file that is no checkpoint": (
+            ["evaluate", root / "run" / runs.CONFIG],
+            {},
+            ["config.toml is not a readable fnbackprop checkpoint"],
+        ),
+        "evaluate a checkpoint of another network": (
+            ["evaluate", root / "other"],
+            {},
+            ["belongs to a different network (sizes [784, 30, 10]", "(sizes [784, 20, 10]"],
+        ),
+        "verify an empty data folder": (
+            ["data", "verify", "--data-dir", root / "empty"],
+            {},
+            ["4 of 4 mnist files in", "are missing or damaged", "fnbackprop data download"],
+        ),
+        "missing data while offline": (
+            [*train, CHAPTER1, "--data-dir", root / "empty"],
+            offline,
+            ["could not download train-images-idx3-ubyte.gz", "refused", "--data-dir"],
+        ),
+        "unwritable --out": (
+            [*train, CHAPTER1, "--out", root / "a_file" / "run", "--data-dir", mnist_dir],
+            {},
+            ["cannot write the run's files in", "a_file/run", "choose another --out"],
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def errors(tmp_path_factory, mnist_dir):
+    """Every error case run at once (each subprocess spends most of its time importing JAX)."""
+    cases = _error_cases(tmp_path_factory.mktemp("cli"), mnist_dir)
+    assert list(cases) == ERROR_CASES
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {
+            name: pool.submit(fnbackprop, *args, env=env) for name, (args, env, _) in cases.items()
+        }
+    return {name: (future.result(), cases[name][2]) for name, future in futures.items()}
+
+
+ERROR_CASES = [
+    "missing config",
+    "invalid TOML",
+    "unknown key",
+    "wrong type",
+    "unknown activation",
+    "bad --set",
+    "unknown --set key",
+    "network that does not fit the data",
+    "resume a folder that is no run",
+    "resume a run without a checkpoint",
+    "evaluate a file that is no checkpoint",
+    "evaluate a checkpoint of another network",
+    "verify an empty data folder",
+    "missing data while offline",
+    "unwritable --out",
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_user_errors_are_one_line_and_exit_code_2(errors, case):
+    result, fragments = errors[case]
+    one_line_error(result, *fragments)
+
+
+def test_verify_still_lists_every_file_on_stdout(errors):
+    result, _ = errors["verify an empty data folder"]
+    assert result.stdout.count("BAD ") == 4 and result.stdout.count(": missing") == 4
+
+
+def test_debug_shows_the_traceback_then_the_line(tmp_path):
+    result = fnbackprop("--debug", "train", tmp_path / "nope.toml")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert "fnbackprop.errors.ConfigError" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("fnbackprop: error: config file")
+
+
+def test_a_bug_is_one_line_and_exit_code_1(monkeypatch, capsys):
+    """Any exception that is not a user error is reported as a bug, with the way to see more."""
+    monkeypatch.setitem(cli.COMMANDS, "check", lambda args: {}["missing"])
+    assert cli.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "fnbackprop: internal error: KeyError: 'missing'; rerun with --debug for details"
+    ]
+    assert cli.main(["--debug", "check"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("fnbackprop: internal error")
+
+
+def test_usage_errors_exit_2_without_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--no-such-option"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --no-such-option" in err and "Traceback" not in err
+
+
+# -- divergence ------------------------------------------------------------------------------------
+
+# A linear network with a large η: finite for a few epochs, then the cost overflows.
+DIVERGING = """\
+[network]
+sizes = [784, 10]
+activation = "linear"
+[training]
+epochs = 10
+mini_batch_size = 100
+eta = 0.1
+[data]
+train_size = 1000
+"""
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_dir):
+    (tmp_path / "diverging.toml").write_text(DIVERGING)
+    run = tmp_path / "run"
+    args = ["--data-dir", mnist_dir, "--quiet"]
+    line = one_line_error(
+        fnbackprop("train", tmp_path / "diverging.toml", "--out", run, *args),
+        "became NaN or infinite; try a smaller learning rate (training.eta)",
+    )
+    found = re.search(r"diverged in epoch (\d+): .* keeps epoch (\d+), the last good one", line)
+    assert found, line
+    bad, kept = int(found[1]), int(found[2])
+    assert bad >= 1 and kept == bad - 1  # finite for at least one epoch first
+    metrics = [json.loads(m) for m in (run / runs.METRICS).read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == list(range(bad))
+    assert all(np.isfinite(m[f"{s}_cost"]) for m in metrics for s in ("test", "validation"))
+    assert checkpoint.read_header(run / runs.CHECKPOINT)["epoch"] == bad  # epochs done
+    _, _, params, _ = runs.load_run(run)
+    assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+    # resuming runs the bad epoch again: it diverges again, and the files stay byte for byte
+    before = {name: (run / name).read_bytes() for name in (runs.CHECKPOINT, runs.METRICS)}
+    again = one_line_error(fnbackprop("train", "--resume", run, *args))
+    assert again == line
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert not list(run.glob("*.part"))
+
+
+# -- crash and resume ------------------------------------------------------------------------------
+
+# The chapter-1 network learning online (mini-batches of one, thousands of steps an epoch) with
+# momentum, so the optimizer state must survive the crash too.
+CRASH = [
+    "--set",
+    "training.epochs=3",
+    "--set",
+    "training.mini_batch_size=1",
+    "--set",
+    "training.optimizer=momentum",
+    "--set",
+    "training.eta=0.3",
+    "--set",
+    "data.train_size=30000",
+]
+
+
+def _saved_state(run: Path):
+    """Every array a run's checkpoint holds (parameters, momentum, PRNG key) and its header."""
+    c = config.load(run / runs.CONFIG)
+    net = config.build_network(c)
+    params = net.init(jax.random.key(0))
+    optimizer = training.make_optimizer(c.training.optimizer, c.training.eta)
+    like = training.TrainState(params, optimizer.init(params), 0)
+    state, key, header = checkpoint.load(run / runs.CHECKPOINT, net, like)
+    return jax.tree.leaves((state.params, state.opt_state, jax.random.key_data(key))), header
+
+
+def _without_seconds(run: Path) -> list[dict]:
+    lines = (run / runs.METRICS).read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+
+def test_a_run_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_path, mnist_dir):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    args = [CHAPTER1, *CRASH, "--data-dir", mnist_dir, "--quiet"]
+    uninterrupted = start("train", *args, "--out", whole)
+    victim = start("train", *args, "--out", killed)
+    deadline = time.monotonic() + 300
+    while victim.poll() is None and time.monotonic() < deadline:
+        try:
+            if checkpoint.read_header(killed / runs.CHECKPOINT)["epoch"] >= 1:
+                os.kill(victim.pid, signal.SIGKILL)  # in epoch 1, thousands of steps from its end
+                break
+        except CheckpointError:
+            pass  # no checkpoint yet
+        time.sleep(0.005)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert checkpoint.read_header(killed / runs.CHECKPOINT)["epoch"] == 1
+    # a temporary file as a kill during a write leaves it: resuming must clear it away
+    (killed / ".checkpoint.eqx.crashed.part").write_bytes(b"half a checkpoint")
+
+    resumed = fnbackprop("train", "--resume", killed, "--data-dir", mnist_dir, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Epoch 0:" not in resumed.stdout and "Epoch 2:" in resumed.stdout
+    uninterrupted.communicate(timeout=300)
+    assert uninterrupted.returncode == 0
+
+    arrays, header = _saved_state(killed)
+    expected, expected_header = _saved_state(whole)
+    assert header["epoch"] == expected_header["epoch"] == 3
+    assert len(arrays) == len(expected) == 9  # w, b of 2 layers, their 4 momenta, the key
+    for got, want in zip(arrays, expected, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert _without_seconds(killed) == _without_seconds(whole)
+    assert len(_without_seconds(killed)) == 3
+    assert not list(killed.glob("*.part")) and not list(killed.glob(".*.part"))

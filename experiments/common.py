@@ -11,16 +11,25 @@ Every experiment is a module `experiments/NAME.py` with settings at the top and
 """
 
 import argparse
+import dataclasses
+import functools
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from fnbackprop import config as fconfig
 from fnbackprop._io import atomic_file, write_text_atomic
+from fnbackprop.runs import run_training
+from fnbackprop.training import DivergenceError
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 def parse_args(description: str, argv=None) -> argparse.Namespace:
@@ -73,6 +82,78 @@ def cli(name: str, description: str, run: Callable[..., dict], argv=None, plot=N
         if fig is not None:
             save_figure(fig, args.out, name)
     return results
+
+
+# -- training runs over several seeds --------------------------------------------------------------
+
+
+def load_config(name: str, **changes) -> fconfig.Config:
+    """`experiments/configs/NAME.toml`, with `changes` as `section={key: value}` replacements."""
+    return replace(fconfig.load(CONFIGS / f"{name}.toml"), **changes)
+
+
+def replace(config: fconfig.Config, **changes) -> fconfig.Config:
+    """`config` with `section={key: value}` replacements, e.g. `training={"seed": 1}`."""
+    for section, values in changes.items():
+        updated = dataclasses.replace(getattr(config, section), **values)
+        config = dataclasses.replace(config, **{section: updated})
+    return config
+
+
+def train_seeds(config, seeds, data_dir=None, *, label: str = "", echo: bool = True) -> dict:
+    """Train `config` once per seed; per-run curves, best and final epochs, and the summary."""
+    runs = []
+    for seed in seeds:
+        start = time.perf_counter()
+        say = functools.partial(_echo, f"{label} seed {seed}:") if echo else None
+        diverged = None
+        try:
+            seeded = replace(config, training={"seed": seed})
+            metrics = run_training(seeded, data_dir=data_dir, progress=False, echo=say).metrics
+        except DivergenceError as err:  # reported, not fatal: the table says which diverged
+            metrics, diverged = [], str(err)
+        runs.append(run_record(seed, metrics, time.perf_counter() - start, diverged))
+    return {"runs": runs, **summarize(runs)}
+
+
+def _echo(prefix: str, line: str) -> None:
+    print(prefix, line, flush=True)
+
+
+def run_record(seed: int, metrics: list[dict], seconds: float, diverged: str | None) -> dict:
+    test = [m["test_accuracy"] for m in metrics]
+    validation = [m["validation_accuracy"] for m in metrics]
+    record = {
+        "seed": seed,
+        "seconds": seconds,  # wall time of the whole run: data, compilation, epochs, evaluation
+        "epoch_seconds": [m["seconds"] for m in metrics],
+        "test_accuracy": test,
+        "validation_accuracy": validation,
+        "test_correct": [m["test_correct"] for m in metrics],
+        "diverged": diverged,
+    }
+    if test:
+        best = int(np.argmax(test))
+        record |= {
+            "best_epoch": best,
+            "best_test": test[best],
+            "final_test": test[-1],
+            "best_validation": max(validation),
+            "final_validation": validation[-1],
+        }
+    return record
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Best of the seeds, mean and median over seeds of each figure, mean wall time per run."""
+    done = [r for r in runs if "best_test" in r]
+    summary: dict = {"seconds_per_run": float(np.mean([r["seconds"] for r in runs]))}
+    for key in ("best_test", "final_test", "best_validation", "final_validation"):
+        values = [r[key] for r in done]
+        summary[f"{key}_max"] = max(values) if values else None
+        summary[f"{key}_mean"] = float(np.mean(values)) if values else None
+        summary[f"{key}_median"] = float(np.median(values)) if values else None
+    return summary
 
 
 def _plain(value: Any) -> Any:

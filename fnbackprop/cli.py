@@ -187,8 +187,28 @@ def _check(args) -> int:
 COMMANDS = {"train": _train, "evaluate": _evaluate, "data": _data, "check": _check}
 
 
+def _keep_compiled_programs() -> None:
+    """Use JAX's persistent compilation cache, so a second run skips most XLA compilation.
+
+    The cache lives in `$JAX_COMPILATION_CACHE_DIR` if set (JAX reads it itself), else in
+    `~/.cache/fnbackprop/jax`; `FNBACKPROP_NO_COMPILATION_CACHE=1` turns it off.
+    """
+    import os
+
+    import jax
+
+    if os.environ.get("FNBACKPROP_NO_COMPILATION_CACHE") == "1":
+        return
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # small ones add up
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
+        jax.config.update("jax_compilation_cache_dir", str(cache / "fnbackprop" / "jax"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _keep_compiled_programs()
     try:
         return COMMANDS[args.command](args)
     except (FnbackpropError, OSError) as err:  # the user's to fix: a config, a file, a folder

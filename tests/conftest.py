@@ -3,14 +3,22 @@
 - Rank and dtype promotion are strict, so a silent broadcast or an accidental float64 fails loudly.
 - `x64` switches on float64 for one test only (`jax.enable_x64` is a context manager: it does not
   leak into the next test).
+- A persistent compilation cache in a temporary folder is shared by the session and the CLI
+  subprocesses it starts.
 - `mnist_dir` / `fashion_dir` find the data, or skip with the reason; with
   `FNBACKPROP_REQUIRE_DATA=1` (as CI sets it) a missing data set is a failure, not a skip.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
-import jax
+# One persistent compilation cache for the whole session, inherited by the CLI subprocesses that
+# many tests start: a program compiled once (the chapter-1 epoch, say) is read back after that.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="fnbackprop-jax-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # after the cache settings above, which it reads
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree

@@ -77,14 +77,21 @@ def backprop_vmap(
     As in the book's mini-batch algorithm, feedforward, BP1 and BP2 run for each example x
     (here under `jax.vmap`), and the gradient-descent step sums over the examples:
     ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ and ∂C/∂b^l = (1/m) Σ_x δ^{x,l}. With one example per
-    row, Σ_x δ^{x,l} (a^{x,l−1})ᵀ is the single product (δ^l)ᵀ a^{l−1}; averaging m separate outer
-    products instead would write out m matrices the size of w^l for every mini-batch.
+    column, Σ_x δ^{x,l} (a^{x,l−1})ᵀ is the single product δ^l (a^{l−1})ᵀ; averaging m separate
+    outer products instead would write out m matrices the size of w^l for every mini-batch.
+
+    The examples are mapped as columns, and each b^l is handed to `vmap` repeated once per
+    example, mapped like them: with one b^l shared by all examples, `vmap` would move the
+    examples to the rows of every z^l, and XLA's CPU matrix products are then about 20 % slower
+    for mini-batches of 100 or more (benchmarks/README.md). The arithmetic is the same.
     """
     check_example(net, params, X, Y, batch=True)
     m = X.shape[0]
-    deltas, inputs = jax.vmap(_errors, in_axes=(None, None, 0, 0))(net, params, X, Y)
+    per_example = tuple((w, jnp.broadcast_to(b[:, None], (*b.shape, m))) for w, b in params)
+    in_axes = (None, tuple((None, 1) for _ in params), 1, 1)
+    deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T)
     return tuple(
-        (delta.T @ a_in / m, jnp.mean(delta, axis=0))  # BP4, BP3, averaged over the examples
+        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the examples
         for delta, a_in in zip(deltas, inputs, strict=True)
     )
 

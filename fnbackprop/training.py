@@ -44,6 +44,11 @@ __all__ = [
     "weights_only",
 ]
 
+#: Examples gathered from the shuffled training set at once, as k whole mini-batches of m. XLA's
+#: CPU backend runs every gather from the whole training set on two threads; for the 10 rows of
+#: one mini-batch that hand-off cost more than the SGD step itself (see benchmarks/README.md).
+GATHER_SIZE = 1024
+
 GRADIENT_FUNCTIONS: dict[str, Callable] = {
     "backprop": backprop_vmap,
     "backprop_batch": backprop_batch,
@@ -64,8 +69,13 @@ class TrainState(NamedTuple):
     epoch: int
 
 
-def gradient_function(name: str) -> Callable:
-    """The mean-gradient function `(net, params, X, Y) -> grads` called `name`."""
+def gradient_function(name: "str | Callable") -> Callable:
+    """The mean-gradient function `(net, params, X, Y) -> grads` called `name`.
+
+    A function of that signature is returned as it is, so any gradient can drive an epoch.
+    """
+    if callable(name):
+        return name
     if name not in GRADIENT_FUNCTIONS:
         raise FnbackpropError(
             f"unknown gradient method {name!r}; valid methods: {', '.join(GRADIENT_FUNCTIONS)}"
@@ -104,7 +114,7 @@ def make_epoch(
     net: Network,
     optimizer: optax.GradientTransformation,
     *,
-    gradient: str = "backprop",
+    gradient: "str | Callable" = "backprop",
     mini_batch_size: int = 10,
     devices: int = 1,
 ) -> Callable:
@@ -113,6 +123,8 @@ def make_epoch(
     Returns `epoch(params, opt_state, key, X, Y) -> (params, opt_state)`, with X (n, n_in) and
     Y (n, n_out) one example per row. The n examples are shuffled with `key`, split into
     ⌊n/m⌋ mini-batches of m and, when m does not divide n, a last smaller one, as in the book.
+    On one device the examples of k mini-batches (about `GATHER_SIZE` examples) are gathered at
+    once and an inner scan steps through them; the run is the same as one gather per step.
 
     With `devices` d > 1 each mini-batch is split into d shards of m/d examples (see
     `fnbackprop.sharding`); m must be a multiple of d. The last smaller mini-batch is split too
@@ -133,18 +145,30 @@ def make_epoch(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
+    def step(carry, batch):  # one SGD step on the examples of one mini-batch
+        X_batch, Y_batch = batch
+        return update(*carry, X_batch, Y_batch), None
+
     def epoch(params, opt_state, key, X, Y):
         n = X.shape[0]
         order = jax.random.permutation(key, n)
         full = n // m
+        batches = order[: full * m].reshape(full, m)
 
-        def step(carry, batch):
+        def gather_and_step(carry, indices):  # k mini-batches' examples gathered at once
+            return jax.lax.scan(step, carry, (X[indices], Y[indices]))[0], None
+
+        def sharded_step(carry, batch):  # each device gathers its own share of the rows
             batch = split(batch)
-            return update(*carry, X[batch], Y[batch]), None
+            return step(carry, (X[batch], Y[batch]))
 
-        (params, opt_state), _ = jax.lax.scan(
-            step, (params, opt_state), order[: full * m].reshape(full, m)
-        )
+        if mesh is None:
+            k = _batches_per_gather(full, m)
+            (params, opt_state), _ = jax.lax.scan(
+                gather_and_step, (params, opt_state), batches.reshape(full // k, k, m)
+            )
+        else:
+            (params, opt_state), _ = jax.lax.scan(sharded_step, (params, opt_state), batches)
         if n % m:
             rest = order[full * m :]
             if (n % m) % d == 0:  # else each device computes the whole last mini-batch
@@ -155,6 +179,17 @@ def make_epoch(
     if mesh is None:
         return jax.jit(epoch)
     return sharding.replicated_jit(epoch, mesh)
+
+
+def _batches_per_gather(full: int, m: int) -> int:
+    """How many of the `full` mini-batches of m examples one gather fetches: k ≤ GATHER_SIZE / m.
+
+    The largest such k that divides `full`, so that the epoch is ⌊n/m⌋/k gathers of k·m rows.
+    """
+    k = max(1, min(full, GATHER_SIZE // m))
+    while full % k:
+        k -= 1
+    return k
 
 
 @jax.jit
@@ -211,7 +246,7 @@ def fit(
     epochs: int,
     mini_batch_size: int,
     optimizer: optax.GradientTransformation,
-    gradient: str,
+    gradient: "str | Callable",
     key: jax.Array,
     devices: int = 1,
 ) -> Iterator[tuple[TrainState, dict]]:

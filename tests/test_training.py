@@ -72,6 +72,21 @@ def test_other_optimizers_reduce_the_cost(name):
     assert float(fb.cost(net, params, X.T, Y.T)) < 0.8 * before
 
 
+def test_any_gradient_function_can_drive_an_epoch(small_data):
+    """`gradient` may be a function (net, params, X, Y) -> grads instead of a name."""
+    X, Y = small_data
+    params = SMALL.init(jax.random.key(3))
+    optimizer = training.make_optimizer("sgd", 3.0)
+    by_name = training.make_epoch(SMALL, optimizer, gradient="backprop_batch", mini_batch_size=50)
+    by_function = training.make_epoch(
+        SMALL, optimizer, gradient=fb.backprop_batch, mini_batch_size=50
+    )
+    state = optimizer.init(params)
+    a, _ = by_name(params, state, jax.random.key(4), X, Y)
+    b, _ = by_function(params, state, jax.random.key(4), X, Y)
+    assert max_relative_error(a, b) == 0.0
+
+
 def test_unknown_optimizer_and_gradient_are_named():
     with pytest.raises(FnbackpropError, match="valid names: sgd, momentum, adam"):
         training.make_optimizer("rmsprop")

@@ -1,0 +1,127 @@
+"""The suite's rows as markdown tables, and the issue's bars checked against them."""
+
+from . import sharding
+
+#: (description, the backprop epoch row's field, mini-batch, the bar, True if the bar is a maximum)
+BARS = (
+    ("hand-written backprop / jax.grad epoch", "vs_autodiff", None, 1.0, True),
+    ("epoch at mb 10, × FLOP limit", "flop_limit_multiple", 10, 3.0, True),
+    ("epoch at mb 1000, × FLOP limit", "flop_limit_multiple", 1000, 1.5, True),
+    ("speed-up over the per-example NumPy loop (mb 10)", "speedup_vs_numpy_loop", 10, 25.0, False),
+)
+
+
+def _range(r: dict, scale: float = 1.0, digits: int = 3) -> str:
+    return f"{r['min_s'] * scale:.{digits}f}–{r['max_s'] * scale:.{digits}f}"
+
+
+def _opt(value, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def tables(rows: list[dict]) -> str:
+    by_case: dict[str, list[dict]] = {}
+    for r in rows:
+        by_case.setdefault(r["case"], []).append(r)
+    parts = []
+    for r in by_case.get("peak", []):
+        parts.append(
+            f"Peak: {r['gflops']:.1f} GFLOP/s (jitted jnp.dot, float32 {r['n']}², median of "
+            f"{r['repeats']}, {_range(r)} s); load average {r['load_average']}"
+        )
+    epochs = by_case.get("epoch", []) + by_case.get("numpy epoch", [])
+    if epochs:
+        parts.append(_epoch_table(epochs))
+    for r in by_case.get("evaluation", []):
+        parts.append(
+            f"Evaluation after each epoch (validation + test, 20,000 images): "
+            f"{r['median_s'] * 1e3:.1f} ms median ({_range(r, 1e3, 1)} ms)"
+        )
+    for r in by_case.get("epoch part", []):
+        parts.append(
+            f"Part of every epoch, {r['method']} of {r['examples']:,}: "
+            f"{r['median_s'] * 1e3:.1f} ms median ({_range(r, 1e3, 1)} ms), "
+            f"{r['of_flop_limit']:.2f} × the epoch's FLOP limit"
+        )
+    if "gradient" in by_case:
+        parts.append(_gradient_table(by_case["gradient"]))
+    for r in by_case.get("chapter-1 run", []):
+        parts.append(
+            f"Chapter-1 run (`fnbackprop train chapter1.toml --quiet` {' '.join(r['overrides'])}): "
+            f"{r['median_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {r['epochs']} epochs, first "
+            f"{r['first_epoch_s']:.2f} s (compiles), then {r['epoch_median_s']:.3f} s median "
+            f"each (evaluation included); peak RSS {r['max_rss_mb']:.0f} MB; best test accuracy "
+            f"{100 * r['best_test_accuracy']:.2f} %; load average {r['load_average']}"
+        )
+    if "one-CPU epoch" in by_case:
+        parts.append(_one_cpu_table(by_case["one-CPU epoch"]))
+    if "sharded epoch" in by_case:
+        parts.append(sharding.format_table(by_case["sharded epoch"]))
+    return "\n\n".join(parts)
+
+
+def _epoch_table(rows: list[dict]) -> str:
+    lines = [
+        "| epoch of [784, 30, 10] | mini-batch | median s | min–max s | CPU s | examples/s | "
+        "× FLOP limit | / jax.grad | × faster than NumPy loop | × faster than NumPy matrix |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        name = r["method"] if r["case"] == "epoch" else f"NumPy {r['method']}"
+        if r.get("note"):
+            name += f" ({r['note']})"
+        lines.append(
+            f"| {name} | {r['mini_batch']} | {r['median_s']:.3f} | {_range(r)} | {r['cpu_s']:.3f} "
+            f"| {r['examples_per_s']:,.0f} | {r['flop_limit_multiple']:.2f} "
+            f"| {_opt(r.get('vs_autodiff'), '.2f')} "
+            f"| {_opt(r.get('speedup_vs_numpy_loop'), '.0f')} "
+            f"| {_opt(r.get('speedup_vs_numpy_matrix'), '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def _gradient_table(rows: list[dict]) -> str:
+    lines = [
+        "| one mini-batch gradient | sizes | mini-batch | median µs | min–max µs | × FLOP limit "
+        "| / jax.grad |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['sizes']} | {r['mini_batch']} | {r['median_s'] * 1e6:.1f} "
+            f"| {_range(r, 1e6, 1)} | {r['flop_limit_multiple']:.2f} | {r['vs_autodiff']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _one_cpu_table(rows: list[dict]) -> str:
+    lines = [
+        "| chapter-1 epoch (backprop) in a worker | mini-batch | CPUs | median s | min–max s "
+        "| / every CPU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {'restricted to one CPU' if r['cpus'] == 1 else 'every CPU'} | {r['mini_batch']} "
+            f"| {r['cpus']} | {r['median_s']:.3f} | {_range(r)} | {r['vs_every_cpu']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def bars(rows: list[dict]) -> list[str]:
+    """One line per bar: the measured ratio, the bar, met or not."""
+    epochs = {
+        r["mini_batch"]: r for r in rows if r["case"] == "epoch" and r["method"] == "backprop"
+    }
+    lines = []
+    for text, field, m, bar, is_max in BARS:
+        for size in sorted(epochs) if m is None else [m]:
+            if size not in epochs or field not in epochs[size]:
+                continue
+            value = epochs[size][field]
+            met = value <= bar if is_max else value >= bar
+            where = f" (mb {size})" if m is None else ""
+            sign = "≤" if is_max else "≥"
+            verdict = "met" if met else "NOT met"
+            lines.append(f"{text}{where}: {value:.2f} (bar {sign} {bar:g}): {verdict}")
+    return lines

@@ -1,0 +1,149 @@
+"""The backprop experiments of issue 4 (chapter 2 and Gordon), each in its `--quick` form.
+
+Each test runs one experiment and asserts its claim on the figures it measured: numbers that
+could come out otherwise, not only that it ran. Timings are CPU-time medians of interleaved
+repeats, so the asserted ratios hold on a busy machine.
+"""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from experiments import (
+    alternate_presentation,
+    common,
+    gordon,
+    learning_slowdown,
+    matrix_minibatch,
+    modified_neuron,
+    sum_over_paths,
+    why_backprop_is_fast,
+)
+
+
+@pytest.fixture
+def mnist_once(mnist_dir, mnist, monkeypatch):
+    """The MNIST folder, with the experiments' `load_dataset` answering from the session's copy.
+
+    Reading and decompressing the files takes over a second; the suite does it once.
+    """
+    for module in (matrix_minibatch, learning_slowdown, modified_neuron, gordon):
+        monkeypatch.setattr(module, "load_dataset", lambda *args, **kwargs: mnist)
+    return mnist_dir
+
+
+def quick(module, data_dir=None) -> dict:
+    """`run(quick=True)`, and its plot drawn (not saved: rendering PNGs is the slow part)."""
+    results = module.run(quick=True, data_dir=None if data_dir is None else str(data_dir))
+    fig = module.plot(results)
+    assert fig.axes and all(ax.has_data() for ax in fig.axes)
+    common.pyplot().close(fig)
+    return results
+
+
+@pytest.mark.mnist
+def test_matrix_minibatch_is_faster_than_the_loop(mnist_once):
+    results = quick(matrix_minibatch, mnist_once)
+    for row in results["by_mini_batch"].values():
+        assert row["ratio_loop_over_matrix"] > 1.0
+        # the three gradients, fed the same shuffle, end the epoch at the same parameters
+        assert row["max_param_difference_loop_vs_matrix"] < 1e-4
+        assert row["max_param_difference_vmap_vs_matrix"] < 1e-4
+
+
+def test_finite_differences_slower_by_a_growing_factor():
+    results = quick(why_backprop_is_fast)
+    ratios = [r["ratio"] for r in results["fd_over_backprop"]]
+    params = [r["params"] for r in results["fd_over_backprop"]]
+    assert params == sorted(params)
+    assert ratios[0] > 1
+    assert all(b > a for a, b in itertools.pairwise(ratios))  # grows with P
+    assert ratios[-1] > 10 * ratios[0]
+    assert results["slopes_over_fd_range"]["finite_differences"] > 1.5  # ≈ 2: P passes of O(P)
+
+
+def test_path_sum_equals_backprop_and_explodes():
+    results = quick(sum_over_paths)
+    assert len(results["equality"]) >= 2
+    assert results["max_relative_error"] < 1e-12
+    timings = sorted(results["timings"], key=lambda t: t["paths_enumerated"])
+    assert len(timings) >= 3 and not results["skipped"]
+    seconds = [t["path_sum_seconds"] for t in timings]
+    assert all(b > a for a, b in itertools.pairwise(seconds))  # more paths, more time
+    assert seconds[-1] > 10 * seconds[0]
+    assert timings[-1]["ratio"] > 10 * timings[0]["ratio"]  # backprop does not explode
+
+
+@pytest.mark.mnist
+def test_learning_slowdown(mnist_once):
+    results = quick(learning_slowdown, mnist_once)
+    quadratic = results["configs"]["sigmoid, quadratic"]["summary"]
+    leaky = results["configs"]["leaky ReLU hidden, cross-entropy"]["summary"]
+    for s in (quadratic, leaky):
+        # BP4: weights out of a black pixel (a_in = 0) get exactly zero gradient ...
+        assert s["a_in_layer2_mean_abs_grad_w"][0] == 0.0
+        assert s["always_black_pixels"] > 0 and s["always_black_max_abs_grad"] == 0.0
+        # ... and low-activation inputs learn more slowly than bright ones
+        grads = s["a_in_layer2_mean_abs_grad_w"][1:]
+        assert all(b > a for a, b in itertools.pairwise(grads))
+        assert s["saturated_wrong_pairs"] > 20 and s["unsaturated_wrong_pairs"] > 20
+    # BP1, quadratic cost: saturated wrong outputs learn orders of magnitude more slowly
+    assert quadratic["saturated_over_unsaturated_grad_w"] < 1e-2
+    # cross-entropy: δ^L = a − y, so a saturated wrong output keeps |δ| ≈ 1
+    assert leaky["saturated_wrong_mean_abs_delta"] > 0.9
+    assert leaky["saturated_over_unsaturated_grad_w"] > 0.5
+    # BP2: weights into saturated sigmoid hidden neurons learn slowly; leaky ReLU never saturates
+    assert quadratic["hidden_saturated_fraction_mean"] > 0.1
+    assert quadratic["hidden_saturated_over_unsaturated_grad_w"] < 1e-2
+    assert leaky["hidden_saturated_pairs"] == 0
+
+
+@pytest.mark.mnist
+def test_modified_neuron(mnist_once, tmp_path):
+    # the whole command: `python -m experiments.modified_neuron --quick --out DIR`
+    results = modified_neuron.main(
+        ["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_once)]
+    )
+    assert json.loads((tmp_path / "modified_neuron.json").read_text())["rule"] == results["rule"]
+    assert (tmp_path / "modified_neuron.png").stat().st_size > 10_000
+    assert results["rule"] == modified_neuron.RULE
+    assert results["max_relative_error"] < 1e-12
+    for row in results["equality"]:
+        assert row["sigma_prime_kept_vs_autodiff"] > 1e-3  # forgetting the rule is wrong
+    trained = results["training"]["hidden neuron 0 tanh"]
+    assert trained["final"] > 0.5  # chance is 0.1
+    assert trained["hidden_weight_change_modified"] > 0  # the tanh neuron learns too
+
+
+def test_alternate_presentation():
+    results = quick(alternate_presentation)
+    assert results["max_relative_error"] < 1e-12
+    flops = results["flop_slopes"]
+    assert flops["dense_product"] > 2.5  # matrix–matrix products: O(n³)
+    assert flops["hadamard"] < 2.2 and flops["dense_matvec"] < 2.2  # O(n²) with w^T δ
+    first, last = results["rows"][0], results["rows"][-1]
+    assert last["xla_flops"]["dense_matvec"] > last["xla_flops"]["hadamard"]
+    ratio = lambda r: r["seconds"]["dense_product"] / r["seconds"]["hadamard"]  # noqa: E731
+    assert ratio(last) > 2 and ratio(last) > ratio(first)
+
+
+@pytest.mark.mnist
+def test_gordon(mnist_once):
+    results = quick(gordon, mnist_once)
+    chain = results["chain"]
+    assert chain["euler_updates_vs_backprop"] < 1e-12
+    assert chain["delta_updates_vs_backprop"] < 1e-12
+    assert chain["comparison_table_vs_backprop"] < 1e-12
+    slip = chain["slip"]
+    assert slip["which_is_right"] == "comparison table"
+    assert slip["printed_relative_error"] > 1e-3
+    assert np.isclose(slip["printed_value"], slip["d_3_times_sigma_prime_z4"], rtol=1e-12)
+    assert results["two_per_layer"]["table_vs_backprop"] < 1e-12
+    assert results["two_per_layer"]["table_vs_autodiff"] < 1e-12
+    modes = results["online_vs_offline"]
+    for mode in ("online", "offline"):
+        assert modes[mode]["final_cost"] < 0.8 * modes["initial_cost"]
+    # per epoch, online (n updates) is ahead of offline (one update)
+    assert modes["online"]["final_cost"] < modes["offline"]["final_cost"]

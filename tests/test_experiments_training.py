@@ -1,0 +1,96 @@
+"""The training-based experiments of issue 4, each in its `--quick` form, asserting its claim."""
+
+import itertools
+
+import pytest
+
+from experiments import (
+    chapter1_neurons,
+    chapter1_table,
+    chapter3_preview,
+    linear_neurons,
+    swap_activations,
+)
+
+pytestmark = pytest.mark.mnist
+
+
+def test_chapter1_table_quick(mnist_dir, tmp_path):
+    results = chapter1_table.main(["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
+    first = results["configs"]["chapter1"]["runs"][0]
+    assert len(first["test_accuracy"]) == chapter1_table.QUICK_EPOCHS
+    assert first["best_test"] > 0.85  # [784, 30, 10] after the book's "Epoch 0"
+    assert "chapter1_no_hidden" in results["configs"]
+    darkness = results["darkness"]
+    assert abs(darkness["test_accuracy"] - chapter1_table.BOOK_DARKNESS) < 0.01
+    assert darkness["test_correct"] == 2225  # the book's count, to the image
+    assert (tmp_path / "chapter1_table.json").is_file()
+    assert (tmp_path / "chapter1_table.png").is_file()
+
+
+def test_chapter1_neurons_quick(mnist_dir):
+    results = chapter1_neurons.run(quick=True, data_dir=str(mnist_dir))
+    adder = results["adder"]
+    assert adder["correct"]
+    assert adder["nand_truth_table"] == {"00": 1, "01": 1, "10": 1, "11": 0}
+    scales = results["scaling"]["scales"]
+    assert [r["c"] for r in scales] == list(chapter1_neurons.SCALES)
+    assert all(r["perceptron_unchanged"] for r in scales)  # part I
+    errors = [r["max_abs_sigmoid_minus_step"] for r in scales]
+    assert all(a > b for a, b in itertools.pairwise(errors))  # part II
+    assert errors[0] > 0.1 and errors[-1] < 1e-100
+    assert all(r["threshold_z"] == 0.0 and r["threshold_sigma"] == 0.5 for r in scales)
+    for form in ("signed", "or"):
+        layer = results["bit_layer"][form]
+        assert layer["ideal_exact"] and layer["ideal_max_error"] < 1e-3
+        assert layer["allowed_all_bits_right"]
+    bitwise = results["bitwise"]
+    assert abs(bitwise["signed"]["bitwise_accuracy"] - bitwise["plain_accuracy"]) <= 0.005
+
+
+def test_bits_of():
+    assert chapter1_neurons.bits_of([0, 6, 9]).tolist() == [
+        [0, 0, 0, 0],
+        [0, 1, 1, 0],
+        [1, 0, 0, 1],
+    ]
+
+
+def test_linear_neurons_quick(mnist_dir):
+    results = linear_neurons.run(quick=True, data_dir=str(mnist_dir))
+    for row in results["gradient_check"]:
+        assert row["max_relative_error_vs_backprop"] < 1e-12
+        assert row["max_relative_error_vs_jax_grad"] < 1e-12
+    (collapsed,) = results["product_map"]
+    assert collapsed["max_relative_difference"] < 1e-12
+    assert collapsed["same_answers"] == 1.0
+    deep, single = results["deep"]["runs"][0], results["single"]["runs"][0]
+    assert deep["best_test"] > 0.8 and single["best_test"] > 0.8
+    assert abs(deep["best_test"] - single["best_test"]) < 0.015
+
+
+def test_chapter3_preview_quick(mnist_dir):
+    results = chapter3_preview.run(quick=True, data_dir=str(mnist_dir))
+    assert set(results["configs"]) == set(chapter3_preview.BOOK)
+    for entry in results["configs"].values():
+        assert entry["best_test_max"] > 0.85
+
+
+def test_swap_activations_quick(mnist_dir, fashion_dir):
+    results = swap_activations.run(
+        quick=True, data_dir=str(mnist_dir), fashion_dir=str(fashion_dir)
+    )
+    for activation in swap_activations.QUICK_ACTIVATIONS:
+        assert results["mnist"][activation]["best_test_max"] > 0.80
+        assert results["fashion-mnist"][activation]["best_test_max"] > 0.70
+
+
+def test_swap_overrides_load():
+    from fnbackprop import config as fconfig
+
+    for activation in swap_activations.ETA:
+        config = fconfig.load(
+            swap_activations.BASE, swap_activations.overrides(activation, "mnist")
+        )
+        assert config.network.activation == (activation, "softmax")
+        assert config.training.eta == swap_activations.ETA[activation]

@@ -26,6 +26,7 @@ import numpy as np
 
 import fnbackprop as fb
 from experiments import common
+from experiments.common import normal_pool, relative_error
 from fnbackprop.references import sigma_prime_matrix
 
 EQUALITY_NETS = (  # (sizes, activations, cost)
@@ -40,7 +41,6 @@ DEPTH = 3  # weight layers: [n, n, n, n]
 REPEATS, QUICK_REPEATS = 7, 5
 TARGET_SECONDS = 0.05
 SEED = 0
-POOL_SIZE = 2**17  # random numbers are cut from one draw of this many
 
 
 def dense_matvec_grad(net, params, x, y):
@@ -63,21 +63,6 @@ METHODS = {
     "dense_matvec": dense_matvec_grad,
     "dense_product": fb.alternate_presentation_grad,
 }
-
-
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every weight and bias (in numpy: nothing to compile)."""
-    g, r = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)]) for t in (grads, reference))
-    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
-
-
-def normal_pool(key, n: int) -> np.ndarray:
-    """At least n N(0, 1) numbers in float64, from one draw.
-
-    The shape is fixed for small n, so the draw compiles once per process whichever script asks.
-    """
-    with jax.enable_x64(True):
-        return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
 
 
 def random_cases(key, sizes_list, dtype) -> list:

@@ -1,4 +1,5 @@
-"""Plumbing shared by the experiment scripts: arguments, where results go, atomic writes.
+"""Plumbing shared by the experiment scripts: arguments, where results go, atomic writes, seeded
+runs, and the small numeric helpers several scripts use (random pools, relative errors, MNIST).
 
 Every experiment is a module `experiments/NAME.py` with settings at the top and
 
@@ -21,10 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fnbackprop import config as fconfig
 from fnbackprop._io import atomic_file, write_text_atomic
+from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.runs import run_training
 from fnbackprop.training import DivergenceError
 
@@ -154,6 +158,41 @@ def summarize(runs: list[dict]) -> dict:
         summary[f"{key}_mean"] = float(np.mean(values)) if values else None
         summary[f"{key}_median"] = float(np.median(values)) if values else None
     return summary
+
+
+# -- numbers shared by the gradient experiments ------------------------------------------------
+
+POOL_SIZE = 2**17  # random numbers are cut from one draw of this many
+
+
+def normal_pool(key, n: int) -> np.ndarray:
+    """At least n N(0, 1) numbers in float64, from one draw.
+
+    The shape is fixed for small n, so the draw compiles once per process whichever script asks.
+    """
+    with jax.enable_x64(True):
+        return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
+
+
+def relative_error(grads, reference) -> float:
+    """max |g − r| / max |r| over every leaf, in float64 numpy (nothing to compile)."""
+    g, r = (
+        np.concatenate([np.ravel(np.asarray(a, np.float64)) for a in jax.tree.leaves(t)])
+        for t in (grads, reference)
+    )
+    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
+
+
+def mnist_arrays(data_dir, n_train: int, n_validation: int, n_out: int = 10) -> tuple:
+    """(X, Y, X_val, labels_val): the first n_train training images with one-hot labels and the
+    first n_validation validation images with their labels, as JAX arrays."""
+    splits = load_dataset("mnist", data_dir, progress=False)
+    return (
+        jnp.asarray(splits.train.images[:n_train]),
+        jnp.asarray(one_hot(splits.train.labels[:n_train], n_out)),
+        jnp.asarray(splits.validation.images[:n_validation]),
+        jnp.asarray(splits.validation.labels[:n_validation]),
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -29,7 +29,7 @@ import numpy as np
 
 import fnbackprop as fb
 from experiments import common
-from fnbackprop.data import load_dataset, one_hot
+from experiments.common import normal_pool, relative_error
 
 ETA_CHAIN = 0.5
 SIZES_ONLINE = [784, 30, 10]
@@ -37,7 +37,6 @@ ETA_ONLINE = 3.0  # the same η for both modes
 N_TRAIN, EPOCHS, N_VALIDATION = 500, 40, 10_000
 QUICK_N_TRAIN, QUICK_EPOCHS, QUICK_N_VALIDATION = 200, 4, 1_000
 SEED = 0
-POOL_SIZE = 2**17  # random numbers are cut from one draw of this many
 
 
 def sigma(z: float) -> float:
@@ -106,21 +105,6 @@ def two_per_layer(params, x, y) -> tuple:
         )
         for l in range(1, 5)
     )
-
-
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every weight and bias (in numpy: nothing to compile)."""
-    g, r = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)]) for t in (grads, reference))
-    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
-
-
-def normal_pool(key, n: int) -> np.ndarray:
-    """At least n N(0, 1) numbers in float64, from one draw.
-
-    The shape is fixed for small n, so the draw compiles once per process whichever script asks.
-    """
-    with jax.enable_x64(True):
-        return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
 
 
 def worked_examples(key) -> dict:
@@ -284,13 +268,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> dict:
     )
     key = jax.random.key(SEED)
     examples = worked_examples(key)
-    splits = load_dataset("mnist", data_dir, progress=False)
-    data = (
-        jnp.asarray(splits.train.images[:n_train]),
-        jnp.asarray(one_hot(splits.train.labels[:n_train], SIZES_ONLINE[-1])),
-        jnp.asarray(splits.validation.images[:n_val]),
-        jnp.asarray(splits.validation.labels[:n_val]),
-    )
+    data = common.mnist_arrays(data_dir, n_train, n_val, SIZES_ONLINE[-1])
     return examples | {
         "online_vs_offline": online_offline(data, epochs, jax.random.fold_in(key, 2))
     }

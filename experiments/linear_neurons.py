@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from experiments.common import load_config, replace, run_record, summarize
+from experiments.common import load_config, relative_error, replace, run_record, summarize
 from fnbackprop import Network, autodiff_grad, backprop, cost, feedforward
 from fnbackprop.runs import prepare_data, run_training
 from fnbackprop.training import DivergenceError
@@ -56,13 +56,6 @@ def backprop_linear(params, x, y):
         grads.append((jnp.outer(delta, a_in), delta))  # BP4, BP3
         delta = w.T @ delta  # δ^l = (w^{l+1})ᵀ δ^{l+1}
     return tuple(reversed(grads))
-
-
-def relative_error(a, b) -> float:
-    """max |a − b| / max |b| over every leaf."""
-    fa = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in jax.tree.leaves(a)])
-    fb = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in jax.tree.leaves(b)])
-    return float(np.max(np.abs(fa - fb)) / np.max(np.abs(fb)))
 
 
 def gradient_check(images: np.ndarray, labels: np.ndarray) -> list[dict]:

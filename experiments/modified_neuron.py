@@ -21,7 +21,7 @@ import optax
 
 import fnbackprop as fb
 from experiments import common
-from fnbackprop.data import load_dataset, one_hot
+from experiments.common import normal_pool, relative_error
 from fnbackprop.training import evaluate, make_epoch
 
 RULE = (
@@ -40,7 +40,6 @@ ETA, MINI_BATCH_SIZE = 3.0, 10
 N_TRAIN, EPOCHS, N_VALIDATION = 50_000, 10, 10_000
 QUICK_N_TRAIN, QUICK_EPOCHS, QUICK_N_VALIDATION = 5_000, 2, 1_000
 SEED = 0
-POOL_SIZE = 2**17  # random numbers are cut from one draw of this many
 
 
 def modified_rule_grad(params, x, y, layer: int, j: int, f: str = F, *, swap_prime: bool = True):
@@ -74,26 +73,11 @@ def modified_rule_grad(params, x, y, layer: int, j: int, f: str = F, *, swap_pri
     return tuple(grads)
 
 
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every weight and bias (in numpy: nothing to compile)."""
-    g, r = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)]) for t in (grads, reference))
-    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
-
-
 def modified_net(sizes, layer, j, f=F):
     """An all-sigmoid quadratic-cost network whose neuron j in layer `layer` uses f."""
     sigmas = ["sigmoid"] * (len(sizes) - 1)
     sigmas[layer - 2] = fb.neuronwise("sigmoid", {j: f})
     return fb.Network(sizes, sigmas, "quadratic")
-
-
-def normal_pool(key, n: int) -> np.ndarray:
-    """At least n N(0, 1) numbers in float64, from one draw.
-
-    The shape is fixed for small n, so the draw compiles once per process whichever script asks.
-    """
-    with jax.enable_x64(True):
-        return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
 
 
 def draw_cases(key) -> list:
@@ -179,13 +163,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> dict:
     )
     key = jax.random.key(SEED)
     rows = equality(key)
-    splits = load_dataset("mnist", data_dir, progress=False)
-    data = (
-        jnp.asarray(splits.train.images[:n_train]),
-        jnp.asarray(one_hot(splits.train.labels[:n_train], SIZES[-1])),
-        jnp.asarray(splits.validation.images[:n_val]),
-        jnp.asarray(splits.validation.labels[:n_val]),
-    )
+    data = common.mnist_arrays(data_dir, n_train, n_val, SIZES[-1])
     net = modified_net(SIZES, 2, MODIFIED)
     params = net.init(jax.random.fold_in(key, 1))
     nets = {f"hidden neuron {MODIFIED} {F}": net}

@@ -25,6 +25,7 @@ import numpy as np
 
 import fnbackprop as fb
 from experiments import common
+from experiments.common import POOL_SIZE, normal_pool, relative_error
 from fnbackprop.references import count_paths
 
 EQUALITY_NETS = (  # (sizes, activation, cost)
@@ -44,18 +45,8 @@ QUICK_CASES = ((2, 1), (5, 4), (7, 5))  # (width, depth)
 QUICK_LIMIT_SECONDS = 10.0
 BACKPROP_TARGET_SECONDS = 0.02
 SEED = 0
-POOL_SIZE = 2**17  # random numbers are cut from one draw of this many
 
 backprop = jax.jit(fb.backprop)
-
-
-def normal_pool(key, n: int) -> np.ndarray:
-    """At least n N(0, 1) numbers in float64, from one draw.
-
-    The shape is fixed for small n, so the draw compiles once per process whichever script asks.
-    """
-    with jax.enable_x64(True):
-        return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
 
 
 def random_case(pool: np.ndarray, case: int, net):
@@ -73,12 +64,6 @@ def random_case(pool: np.ndarray, case: int, net):
     x = jnp.asarray(1 / (1 + np.exp(-take(net.sizes[0]))))  # in (0, 1), like pixels
     y = jnp.asarray(np.eye(net.sizes[-1])[case % net.sizes[-1]])
     return params, x, y
-
-
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every weight and bias (in numpy: nothing to compile)."""
-    g, r = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)]) for t in (grads, reference))
-    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
 
 
 def path_steps(sizes) -> tuple[int, int]:

@@ -29,7 +29,7 @@ def mnist_once(mnist_dir, mnist, monkeypatch):
 
     Reading and decompressing the files takes over a second; the suite does it once.
     """
-    for module in (matrix_minibatch, learning_slowdown, modified_neuron, gordon):
+    for module in (matrix_minibatch, learning_slowdown, common):  # common: gordon, modified_neuron
         monkeypatch.setattr(module, "load_dataset", lambda *args, **kwargs: mnist)
     return mnist_dir
 

@@ -60,6 +60,23 @@ def max_relative_error(a, b) -> float:
     return float(np.max(np.abs(fa - fb)) / max(np.max(np.abs(fb)), np.finfo(np.float64).tiny))
 
 
+def mutate(blob: bytes, edits) -> bytes:
+    """`blob` with fuzzing edits applied in turn: (kind, where, value) with kind one of flip
+    (xor a byte with value), insert, delete or truncate, at `where` modulo the current length."""
+    out = bytearray(blob)
+    for kind, where, value in edits:
+        at = where % (len(out) + 1)
+        if kind == "flip" and at < len(out):
+            out[at] ^= value
+        elif kind == "insert":
+            out.insert(at, value)
+        elif kind == "delete" and at < len(out):
+            del out[at]
+        elif kind == "truncate":
+            del out[at:]
+    return bytes(out)
+
+
 def _data_dir(env: str, default: Path, what: str) -> Path:
     root = Path(os.environ.get(env) or default)
     missing = [name for name in FILES if not (root / name).is_file()]

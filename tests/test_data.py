@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -357,21 +358,6 @@ mutations = st.lists(
     min_size=1,
     max_size=4,
 )
-
-
-def mutate(blob: bytes, edits: list) -> bytes:
-    out = bytearray(blob)
-    for kind, where, value in edits:
-        at = where % (len(out) + 1)
-        if kind == "flip" and at < len(out):
-            out[at] ^= value
-        elif kind == "insert":
-            out.insert(at, value)
-        elif kind == "delete" and at < len(out):
-            del out[at]
-        elif kind == "truncate":
-            del out[at:]
-    return bytes(out)
 
 
 @FUZZ

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npformat
@@ -383,21 +384,6 @@ mutations = st.lists(
 )
 
 
-def _mutate(blob: bytes, edits) -> bytes:
-    out = bytearray(blob)
-    for kind, where, value in edits:
-        at = where % (len(out) + 1)
-        if kind == "flip" and at < len(out):
-            out[at] ^= value
-        elif kind == "insert":
-            out.insert(at, value)
-        elif kind == "delete" and at < len(out):
-            del out[at]
-        elif kind == "truncate":
-            del out[at:]
-    return bytes(out)
-
-
 def _clean_error_or_correct_load(path: Path, net, state) -> None:
     try:
         header = checkpoint.read_header(path)
@@ -429,7 +415,7 @@ def test_fuzz_random_bytes_at_the_checkpoint_reader(saved, tmp_path_factory, blo
 def test_fuzz_mutated_checkpoints(saved, tmp_path_factory, edits):
     _, blob, net, state = saved
     path = tmp_path_factory.getbasetemp() / "mutated.eqx"
-    path.write_bytes(_mutate(blob, edits))
+    path.write_bytes(mutate(blob, edits))
     _clean_error_or_correct_load(path, net, state)
 
 
@@ -460,7 +446,7 @@ def test_fuzz_random_bytes_at_the_config_reader(tmp_path_factory, blob):
 @given(edits=mutations)
 def test_fuzz_mutated_configs(tmp_path_factory, edits):
     path = tmp_path_factory.getbasetemp() / "mutated.toml"
-    path.write_bytes(_mutate(CHAPTER1, edits))
+    path.write_bytes(mutate(CHAPTER1, edits))
     _config_error_or_config(path)
 
 

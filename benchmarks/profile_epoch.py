@@ -36,7 +36,7 @@ SHOWN = 0.005  # operations below this share of the epoch are summed as "other"
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_epoch")
-    parser.add_argument("--method", default="backprop", choices=training.GRADIENT_FUNCTIONS)
+    parser.add_argument("--method", default="backprop", choices=training.GRADIENTS.names())
     parser.add_argument("--mini-batch", type=int, default=10)
     parser.add_argument("--hlo", type=Path, help="write the compiled program here")
     parser.add_argument("--data-dir")

@@ -8,7 +8,12 @@ Timed together, interleaved in one process (every case once per round; medians o
 - `numpy epoch`: the NumPy baselines of `benchmarks.numpy_baselines`;
 - `evaluation`: the validation and test sets scored as `fit` scores them after every epoch;
 - `epoch part`: the epoch's shuffle alone (a permutation of the n training examples);
-- `gradient`: one mini-batch gradient, each method, for several widths and depths.
+- `gradient`: one mini-batch gradient, each method, for several widths and depths;
+- `vjp gradient` and `vjp epoch`: the hand-written pass as JAX's own rule against plain autodiff.
+  Method `backprop_vjp` is `jax.grad` of `fnbackprop.cost_with_backprop(net)` (a `custom_vjp`
+  whose backward pass is BP1–BP4), method `autodiff` is `jax.grad` of `fnbackprop.cost`: one
+  mini-batch gradient of [784, 30, 10] (mb 10 and 100, jitted, `grad_batches` per compiled
+  call as for `gradient`), and one SGD epoch through `make_epoch(gradient=…)` at mb 10.
 
 Then, each on its own: `chapter-1 run`, the CLI's training run in a subprocess (wall time and
 peak resident set size); `one-CPU epoch`, the chapter-1 epoch in two worker processes, one free
@@ -36,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import fnbackprop
 from fnbackprop import training
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.network import Network
@@ -49,6 +55,8 @@ CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
 SIZES = (784, 30, 10)
 ETA = 3.0
 METHODS = ("backprop", "backprop_batch", "autodiff")
+#: the pair timed against each other: jax.grad through cost_with_backprop, and jax.grad of cost
+VJP_METHODS = ("backprop_vjp", "autodiff")
 SEED = 0
 
 
@@ -63,6 +71,8 @@ class Settings(NamedTuple):
     grad_mini_batch: int
     grad_batches: int  # mini-batch gradients per timed call (one compiled scan)
     run_overrides: tuple[str, ...]  # --set for the chapter-1 run
+    vjp_gradient_mini_batches: tuple[int, ...]  # the `vjp gradient` pair, on [784, 30, 10]
+    vjp_epoch_mini_batches: tuple[int, ...]  # the `vjp epoch` pair
 
 
 FULL = Settings(
@@ -76,6 +86,8 @@ FULL = Settings(
     grad_mini_batch=10,
     grad_batches=100,
     run_overrides=(),
+    vjp_gradient_mini_batches=(10, 100),
+    vjp_epoch_mini_batches=(10,),
 )
 QUICK = FULL._replace(
     n_train=5_000,
@@ -123,6 +135,10 @@ def timed_together(s: Settings, folder: str | None, progress=None) -> list[dict]
     cases |= numpy_cases
     gradient_cases, gradient_sizes = _gradient_cases(s)
     cases |= gradient_cases
+    vjp_cases, vjp_sizes = _vjp_gradient_cases(s)
+    cases |= vjp_cases
+    gradient_sizes |= vjp_sizes
+    cases |= _vjp_epoch_cases(s, jax.device_put(X), jax.device_put(Y))
     warmups = {key: None for key in numpy_cases}  # nothing to compile
     samples = interleave(cases, s.rounds, warmups, progress)
     load = os.getloadavg()
@@ -227,6 +243,54 @@ def _many_gradients(net: Network, mean_gradient: Callable) -> Callable:
     return run
 
 
+def grad_of_cost_with_backprop(net: Network, params, X, Y):
+    """`jax.grad` through `cost_with_backprop(net)`: JAX calls the hand-written BP1–BP4."""
+    return jax.grad(fnbackprop.cost_with_backprop(net))(params, X, Y)
+
+
+def grad_of_cost(net: Network, params, X, Y):
+    """Plain `jax.grad` of `fnbackprop.cost`: JAX differentiates the forward computation."""
+    return jax.grad(fnbackprop.cost, argnums=1)(net, params, X, Y)
+
+
+VJP_GRADIENTS = {"backprop_vjp": grad_of_cost_with_backprop, "autodiff": grad_of_cost}
+
+
+def _vjp_gradient_cases(s: Settings) -> tuple[dict[tuple, Callable], dict[tuple, tuple]]:
+    """`grad_batches` mini-batch gradients of [784, 30, 10] by each of `VJP_GRADIENTS`, for each
+    mini-batch size, in one compiled scan, as in `_gradient_cases`."""
+    cases, sizes_of = {}, {}
+    r = s.grad_batches
+    net = Network(SIZES)
+    params = net.init(jax.random.key(SEED), "scaled")
+    for m in s.vjp_gradient_mini_batches:
+        kx, ky = jax.random.split(jax.random.fold_in(jax.random.key(SEED + 3), m))
+        X = jax.random.uniform(kx, (r, m, SIZES[0]))
+        Y = jax.nn.one_hot(jax.random.randint(ky, (r, m), 0, SIZES[-1]), SIZES[-1])
+        for method in VJP_METHODS:
+            key = ("vjp gradient", method, m, SIZES)
+            cases[key] = functools.partial(
+                _many_gradients(net, VJP_GRADIENTS[method]), params, X, Y
+            )
+            sizes_of[key] = SIZES
+    return cases, sizes_of
+
+
+def _vjp_epoch_cases(s: Settings, X, Y) -> dict[tuple, Callable]:
+    """One SGD epoch of the chapter-1 net with `make_epoch(gradient=method)`, each of
+    `VJP_METHODS`, from the same start and shuffle as the `epoch` cases."""
+    net = Network(SIZES)
+    optimizer = training.make_optimizer("sgd", ETA)
+    params = net.init(jax.random.key(SEED))
+    args = (params, optimizer.init(params), jax.random.key(SEED + 1), X, Y)
+    cases = {}
+    for m in s.vjp_epoch_mini_batches:
+        for method in VJP_METHODS:
+            epoch = training.make_epoch(net, optimizer, gradient=method, mini_batch_size=m)
+            cases[("vjp epoch", method, m)] = functools.partial(epoch, *args)
+    return cases
+
+
 def _rows(s: Settings, summaries: dict[tuple, dict], scales: dict[tuple, float]) -> list[dict]:
     """One row per case, with the FLOP-limit multiples and the ratios between cases."""
     peak_key = next(k for k in summaries if k[0] == "peak")
@@ -237,13 +301,13 @@ def _rows(s: Settings, summaries: dict[tuple, dict], scales: dict[tuple, float])
         row = {"case": case, "method": method, "mini_batch": m, **summary}
         if case == "peak":
             row |= {"gflops": peak_flops / 1e9, "n": s.peak_n}
-        elif case in ("epoch", "numpy epoch"):
+        elif case in ("epoch", "numpy epoch", "vjp epoch"):
             row |= _epoch_figures(summaries, key, s.n_train, peak_flops)
             if key in scales:
                 row["note"] = (
                     f"timed on {round(s.n_train / scales[key]):,} examples, scaled to {s.n_train:,}"
                 )
-        elif case == "gradient":
+        elif case in ("gradient", "vjp gradient"):
             flops = 6 * n_params(row["sizes"]) * m
             row["flop_limit_multiple"] = row["median_s"] * peak_flops / flops
             autodiff = summaries[(case, "autodiff", m, key[3])]["median_s"]
@@ -267,8 +331,9 @@ def _epoch_figures(summaries, key, n: int, peak_flops: float) -> dict:
         "flop_limit_s": limit,
         "flop_limit_multiple": seconds / limit,
     }
-    if case == "epoch":
+    if case in ("epoch", "vjp epoch"):
         figures["vs_autodiff"] = seconds / summaries[(case, "autodiff", m)]["median_s"]
+    if case == "epoch":
         loop = next(v for k, v in summaries.items() if k[1].startswith("per-example"))
         figures["speedup_vs_numpy_loop"] = loop["median_s"] / seconds
         matrix = summaries.get(("numpy epoch", "matrix float32", m))

@@ -200,7 +200,7 @@ def online_offline(data, epochs: int, key) -> dict:
         def step(params, xy):
             params = update(params, fb.backprop(net, params, *xy))
             cost = jax.lax.cond(  # the cost after every update, when recording
-                record, lambda: fb.cost(net, params, X.T, Y.T), lambda: jnp.float32(jnp.nan)
+                record, lambda: fb.cost(net, params, X, Y), lambda: jnp.float32(jnp.nan)
             )
             return params, cost
 
@@ -213,8 +213,8 @@ def online_offline(data, epochs: int, key) -> dict:
 
     @jax.jit
     def scores(params, X, Y, X_val, labels_val):
-        guesses = jnp.argmax(fb.feedforward(net, params, X_val.T), axis=0)
-        return fb.cost(net, params, X.T, Y.T), jnp.mean(guesses == labels_val)
+        guesses = jnp.argmax(fb.feedforward(net, params, X_val), axis=1)  # one row per image
+        return fb.cost(net, params, X, Y), jnp.mean(guesses == labels_val)
 
     initial = float(scores(params0, *data)[0])
     result = {

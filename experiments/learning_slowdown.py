@@ -62,16 +62,17 @@ def bins_of(a_in):
 
 @jax.jit
 def errors(net, params, X, Y, X_val):
-    """Feedforward, BP1 and BP2 on the probe batch (examples as columns), and guesses on X_val."""
-    zs, acts = fb.forward_pass(net, params, X)
-    deltas = fb.backpropagate_errors(net, params, zs, acts, Y)
+    """Feedforward, BP1 and BP2 on the probe batch (one example per row), and guesses on X_val."""
+    zs, acts = fb.forward_pass(net, params, X)  # every z^l and a^l (m, n_l), one row per example
+    deltas = fb.backpropagate_errors(net, params, zs, acts, Y)  # every δ^l (m, n_l)
     hidden_sigma_prime = net.activations[0].prime(zs[0])
-    guesses = jnp.argmax(fb.feedforward(net, params, X_val), axis=0)
+    guesses = jnp.argmax(fb.feedforward(net, params, X_val), axis=1)
     return acts, deltas, hidden_sigma_prime, guesses
 
 
 def probe(net, params, X, Y, X_val, labels_val) -> dict:
-    """Gradient statistics on a batch (X (784, m), Y (10, m)), and accuracy on X_val.
+    """Gradient statistics on a batch (X (m, 784), Y (m, 10), one example per row), and
+    accuracy on X_val.
 
     Sums and counts (not means), so that they can be pooled over the checkpoints; the
     statistics are taken in numpy from the errors δ^l.
@@ -82,14 +83,14 @@ def probe(net, params, X, Y, X_val, labels_val) -> dict:
     X, Y = np.asarray(X), np.asarray(Y)
     out = {
         "accuracy": float(np.mean(guesses == np.asarray(labels_val))),
-        "delta_norm": [float(np.mean(np.linalg.norm(d, axis=0))) for d in deltas],
+        "delta_norm": [float(np.mean(np.linalg.norm(d, axis=1))) for d in deltas],
     }
 
     # BP1: output neurons by saturation; |∂C_x/∂w^L_jk| averaged over k is |δ^L_j| mean_k |a_k|.
     a_out = acts[-1]
     sigma_prime = a_out * (1 - a_out)  # the sigmoid output's σ′(z^L)
     wrong = np.abs(a_out - Y) > WRONG
-    grad_w_out = np.abs(deltas[-1]) * np.mean(np.abs(acts[-2]), axis=0)
+    grad_w_out = np.abs(deltas[-1]) * np.mean(np.abs(acts[-2]), axis=1, keepdims=True)
     for name, mask in (
         ("saturated_wrong", wrong & (sigma_prime < SATURATED)),
         ("unsaturated_wrong", wrong & (sigma_prime > UNSATURATED)),
@@ -99,7 +100,7 @@ def probe(net, params, X, Y, X_val, labels_val) -> dict:
         out[f"{name}_count"] = int(np.sum(mask))
 
     # BP2: weights into a saturated hidden neuron; |∂C_x/∂w^2_jk| over k is |δ^2_j| mean_k |x_k|.
-    grad_w_hidden = np.abs(deltas[0]) * np.mean(np.abs(X), axis=0)
+    grad_w_hidden = np.abs(deltas[0]) * np.mean(np.abs(X), axis=1, keepdims=True)
     for name, mask in (
         ("hidden_saturated", hidden_sigma_prime < SATURATED),
         ("hidden_unsaturated", hidden_sigma_prime > UNSATURATED),
@@ -109,14 +110,14 @@ def probe(net, params, X, Y, X_val, labels_val) -> dict:
 
     # BP4: |∂C_x/∂w^l_jk| averaged over j is |a^{l−1}_k| mean_j |δ^l_j|, by bins of a_in.
     for l, (delta, a_in) in enumerate(zip(deltas, acts[:-1], strict=True), start=2):
-        grad = np.abs(a_in) * np.mean(np.abs(delta), axis=0)
+        grad = np.abs(a_in) * np.mean(np.abs(delta), axis=1, keepdims=True)
         masks = bins_of(a_in)
         out[f"a_in_layer{l}_grad_w"] = [float(np.sum(grad[m])) for m in masks]
         out[f"a_in_layer{l}_count"] = [int(np.sum(m)) for m in masks]
 
     # BP4 for the batch: the mean ∂C/∂w^2_jk over the batch, for pixels k black in every example.
-    nabla_w = deltas[0] @ X.T / X.shape[1]
-    always_black = np.all(X == 0, axis=1)
+    nabla_w = deltas[0].T @ X / X.shape[0]  # Σ_x δ^{x,2} (x)ᵀ / m, shape (30, 784)
+    always_black = np.all(X == 0, axis=0)
     out["always_black_pixels"] = int(np.sum(always_black))
     out["always_black_max_abs_grad"] = float(np.max(np.abs(nabla_w[:, always_black]), initial=0))
     out["hidden_saturated_fraction"] = float(np.mean(hidden_sigma_prime < SATURATED))
@@ -215,9 +216,9 @@ def run(quick: bool = False, data_dir: str | None = None) -> dict:
     data = (
         images[:n_train],  # numpy: each chunk is gathered on the host
         one_hot(labels[:n_train], SIZES[-1]),
-        jnp.asarray(images[:n_probe].T),  # probe batch, examples as columns
-        jnp.asarray(one_hot(labels[:n_probe], SIZES[-1]).T),
-        jnp.asarray(splits.validation.images[:n_val].T),
+        jnp.asarray(images[:n_probe]),  # probe batch, one example per row
+        jnp.asarray(one_hot(labels[:n_probe], SIZES[-1])),
+        jnp.asarray(splits.validation.images[:n_val]),
         jnp.asarray(splits.validation.labels[:n_val]),
     )
     return {

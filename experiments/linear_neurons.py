@@ -115,15 +115,15 @@ def product_map(params, X: np.ndarray, labels: np.ndarray) -> dict:
         W, b = p[0]
         for w, b_next in p[1:]:  # W = w^3 w^2, b = w^3 b^2 + b^3
             W, b = w @ W, w @ b + b_next
-        inputs = jnp.asarray(X, jnp.float64).T
+        inputs = jnp.asarray(X, jnp.float64)  # one image per row
         deep = feedforward(Network(DEEP, "linear", "quadratic"), p, inputs)
-        affine = W @ inputs + b[:, None]
+        affine = inputs @ W.T + b[None, :]
         deep, affine = np.asarray(deep), np.asarray(affine)
     return {
         "max_relative_difference": float(np.max(np.abs(deep - affine)) / np.max(np.abs(deep))),
-        "same_answers": float(np.mean(deep.argmax(axis=0) == affine.argmax(axis=0))),
-        "deep_accuracy": float(np.mean(deep.argmax(axis=0) == labels)),
-        "affine_accuracy": float(np.mean(affine.argmax(axis=0) == labels)),
+        "same_answers": float(np.mean(deep.argmax(axis=1) == affine.argmax(axis=1))),
+        "deep_accuracy": float(np.mean(deep.argmax(axis=1) == labels)),
+        "affine_accuracy": float(np.mean(affine.argmax(axis=1) == labels)),
         "W_shape": W.shape,
     }
 
@@ -171,7 +171,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> dict:
         net = Network(sizes, "linear", "quadratic")
         for record, p in zip(records, params, strict=True):
             if p is not None:  # C on the training set: never below the least-squares cost
-                record["train_cost"] = float(cost(net, p, train_X.T, train_Y.T))
+                record["train_cost"] = float(cost(net, p, train_X, train_Y))
         results[name] = {"sizes": sizes, "runs": records, **summarize(records)}
         if name == "deep":
             results["product_map"] = [

@@ -6,7 +6,7 @@ its η and the data set change, through the same overrides the CLI takes:
 
     fnbackprop train experiments/configs/swap_base.toml \\
         --set 'network.activation=["relu", "softmax"]' --set training.eta=0.1 \\
-        --set data.dataset=fashion-mnist
+        --set data.dataset=fashion_mnist
 
 η per activation, one for both data sets: the best validation accuracy after 3 epochs (seed 0)
 over η ∈ {0.03, 0.1, 0.3, 1.0} on MNIST, which also was within a point of the best on Fashion:
@@ -27,10 +27,11 @@ from fnbackprop import config as fconfig
 
 BASE = Path(__file__).resolve().parent / "configs" / "swap_base.toml"
 ETA = {"sigmoid": 0.3, "tanh": 0.1, "relu": 0.1, "softplus": 0.1}
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion_mnist")  # the data set names of the config, also the result keys
+TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 SKLEARN_MLP = {  # test accuracy, one hidden layer of 100 (Xiao et al. 2017, benchmark)
     "mnist": {"relu": 0.972, "tanh": 0.962},
-    "fashion-mnist": {"relu": 0.871, "tanh": 0.868},
+    "fashion_mnist": {"relu": 0.871, "tanh": 0.868},
 }
 SEEDS = (0, 1, 2)
 QUICK_ACTIVATIONS, QUICK_SEEDS = ("relu", "sigmoid"), (0,)
@@ -54,7 +55,7 @@ def run(quick: bool = False, data_dir: str | None = None, fashion_dir: str | Non
     else the Debian package's /usr/share/datasets/fashion-mnist)."""
     activations = QUICK_ACTIVATIONS if quick else tuple(ETA)
     seeds = QUICK_SEEDS if quick else SEEDS
-    folders = {"mnist": data_dir, "fashion-mnist": fashion_dir}
+    folders = {"mnist": data_dir, "fashion_mnist": fashion_dir}
     results: dict = {"quick": quick, "seeds": list(seeds), "eta": ETA, "sklearn_mlp": SKLEARN_MLP}
     for dataset in DATASETS:
         results[dataset] = {}
@@ -99,7 +100,7 @@ def plot(results: dict):
                     va="bottom" if activation == "relu" else "top",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
                 )
-        ax.set_title(f"{dataset}: [784, 100, 10], softmax + log-likelihood", fontsize=10)
+        ax.set_title(f"{TITLES[dataset]}: [784, 100, 10], softmax + log-likelihood", fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%), one line per seed")
         ax.set_ylim(min(finals) - 4, max(finals) + 1.5)

@@ -1,40 +1,156 @@
 """fnbackprop: backpropagation as pure functions in JAX, next to Nielsen's chapters 1–2.
 
-The public surface:
+The public surface (one example is a vector (n,); several are the rows of a matrix (m, n)):
 
 - `Network(sizes, activation, cost)`, `net.init(key)`: a network and its parameters;
 - `layer`, `weighted_input`, `feedforward`, `forward_pass`, `cost`: the forward computation;
 - `backprop`, `backprop_vmap`, `backprop_batch`: the hand-written backward pass (BP1–BP4);
+- `cost_with_backprop(net)`: a cost whose `jax.grad` runs the hand-written pass;
 - `autodiff_grad`, `finite_difference_grad`, `alternate_presentation_grad`, `path_sum_grad`:
   independent references;
-- the modules `activations` and `costs`, each with `names()` and `get(name)`.
+- `Activation`, `Cost` and the modules `activations` and `costs` (`register`, `names`, `get`):
+  the built-ins and the door for your own; `check_activation`, `check_cost`, `check_network`;
+- the modules `training` (SGD epochs, `fit`, `evaluate`), `data`, `config`, `runs`, `sharding`.
+
+Attributes are imported on first use, so `import fnbackprop` (and `fnbackprop --help`) does not
+load JAX until something needs it.
 """
 
-from . import activations as activations
-from . import costs as costs
-from .activations import Activation as Activation
-from .activations import neuronwise as neuronwise
-from .backprop import backprop as backprop
-from .backprop import backprop_batch as backprop_batch
-from .backprop import backprop_vmap as backprop_vmap
-from .backprop import backpropagate_errors as backpropagate_errors
-from .costs import Cost as Cost
-from .errors import CheckpointError as CheckpointError
-from .errors import ConfigError as ConfigError
-from .errors import DataError as DataError
-from .errors import FnbackpropError as FnbackpropError
-from .errors import ShapeError as ShapeError
-from .network import Network as Network
-from .network import Params as Params
-from .network import cost as cost
-from .network import feedforward as feedforward
-from .network import forward_pass as forward_pass
-from .network import layer as layer
-from .network import weighted_input as weighted_input
-from .references import alternate_presentation_grad as alternate_presentation_grad
-from .references import autodiff_grad as autodiff_grad
-from .references import autodiff_grad_batch as autodiff_grad_batch
-from .references import finite_difference_grad as finite_difference_grad
-from .references import path_sum_grad as path_sum_grad
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "Activation": "activations",
+    "neuronwise": "activations",
+    "Cost": "costs",
+    "Network": "network",
+    "Params": "network",
+    "cost": "network",
+    "feedforward": "network",
+    "forward_pass": "network",
+    "layer": "network",
+    "weighted_input": "network",
+    "backprop": "backward",
+    "backprop_batch": "backward",
+    "backprop_vmap": "backward",
+    "backpropagate_errors": "backward",
+    "cost_with_backprop": "backward",
+    "alternate_presentation_grad": "references",
+    "autodiff_grad": "references",
+    "count_paths": "references",
+    "finite_difference_grad": "references",
+    "path_sum_grad": "references",
+    "check_activation": "check",
+    "check_cost": "check",
+    "check_network": "check",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "FnbackpropError": "errors",
+    "ShapeError": "errors",
+}
+_SUBMODULES = (
+    "activations",
+    "backward",
+    "check",
+    "checkpoint",
+    "cli",
+    "config",
+    "costs",
+    "data",
+    "errors",
+    "network",
+    "references",
+    "registry",
+    "runs",
+    "sharding",
+    "training",
+    "validation",
+)
+
+__all__ = [
+    "Activation",
+    "CheckpointError",
+    "ConfigError",
+    "Cost",
+    "DataError",
+    "FnbackpropError",
+    "Network",
+    "Params",
+    "ShapeError",
+    "activations",
+    "alternate_presentation_grad",
+    "autodiff_grad",
+    "backprop",
+    "backprop_batch",
+    "backprop_vmap",
+    "backpropagate_errors",
+    "backward",
+    "check",
+    "check_activation",
+    "check_cost",
+    "check_network",
+    "checkpoint",
+    "cli",
+    "config",
+    "cost",
+    "cost_with_backprop",
+    "costs",
+    "count_paths",
+    "data",
+    "errors",
+    "feedforward",
+    "finite_difference_grad",
+    "forward_pass",
+    "layer",
+    "network",
+    "neuronwise",
+    "path_sum_grad",
+    "references",
+    "registry",
+    "runs",
+    "sharding",
+    "training",
+    "validation",
+    "weighted_input",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fnbackprop' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
+    from . import activations, checkpoint, config, costs, data, registry, runs, sharding, training
+    from .activations import Activation, neuronwise
+    from .backward import (
+        backprop,
+        backprop_batch,
+        backprop_vmap,
+        backpropagate_errors,
+        cost_with_backprop,
+    )
+    from .check import check_activation, check_cost, check_network
+    from .costs import Cost
+    from .errors import CheckpointError, ConfigError, DataError, FnbackpropError, ShapeError
+    from .network import Network, Params, cost, feedforward, forward_pass, layer, weighted_input
+    from .references import (
+        alternate_presentation_grad,
+        autodiff_grad,
+        count_paths,
+        finite_difference_grad,
+        path_sum_grad,
+    )

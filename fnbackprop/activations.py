@@ -1,8 +1,15 @@
-"""Activation functions σ, each with its hand-written derivative σ′.
+"""Activation functions σ, each with its hand-written derivative σ′, and the door for your own.
 
-Every activation acts along the *neuron axis*, axis 0, as in the book: a weighted input z of shape
-(n,) is one example, and (n, m) holds m examples as columns (the matrix X = [x₁ x₂ … x_m] of the
-chapter-2 problem on fully matrix-based backpropagation).
+**The contract** (what every activation here keeps, and what yours must keep):
+
+- a subclass of `Activation` with a class attribute `name` (lowercase letters, digits, `_`);
+- `__call__(self, z)`: σ along the *neuron axis*, axis 0. A weighted input z of shape (n,) is
+  one example; `backprop_batch` also passes (n, m), the book's matrix with one example per
+  column, so σ must treat every column alone (elementwise functions do so for free);
+- `prime(self, z)`: σ′(z), elementwise, the same shape as z, written by hand — or, for a σ that
+  is not elementwise (softmax), `elementwise = False` and `backward(self, z, nabla_a)` instead;
+- no arrays among its fields: learnable σ parameters are not supported (a field is a plain,
+  static Python value such as `beta: float = eqx.field(static=True, default=1.0)`).
 
 The one operation backpropagation needs from σ is `backward(z, nabla_a)`: it moves an error
 ∂C/∂a back through the activation function to ∂C/∂z.
@@ -10,24 +17,30 @@ The one operation backpropagation needs from σ is `backward(z, nabla_a)`: it mo
 - For an elementwise σ it is the Hadamard product `nabla_a ⊙ σ′(z)` of BP1 and BP2.
 - For softmax, whose Jacobian is not diagonal, it is the Jacobian-transpose product `J(z)ᵀ nabla_a`.
 
-So BP1 and BP2 are written once, in `fnbackprop.backprop`, for every activation here.
+So BP1 and BP2 are written once, in `fnbackprop.backward`, for every activation, yours included.
 
 `jacobian(z)` gives the full matrix J[k, j] = ∂a_k/∂z_j for one example: the Σ′(z) of the
 alternate presentation (eqs. 33–35) is its transpose, diagonal for an elementwise σ.
+
+Names: `get(spec)` takes a built-in name, a name given to `register`, or an import path
+`"package.module:Name"` (see `fnbackprop.registry`); `names()` lists what is usable now.
+`fnbackprop.check_activation(σ)` compares a hand-written σ′ with `jax.grad` of σ.
 """
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from ._registry import lookup
 from .errors import FnbackpropError
+from .registry import Registry
 
 __all__ = [
+    "ACTIVATIONS",
     "Activation",
     "LeakyReLU",
     "Linear",
@@ -38,28 +51,31 @@ __all__ = [
     "Softplus",
     "Step",
     "Tanh",
+    "as_activation",
     "get",
     "names",
     "neuronwise",
+    "register",
 ]
 
 
 class Activation(eqx.Module):
     """An activation function σ and its derivative σ′.
 
-    Subclasses define `__call__` (σ) and `prime` (σ′, elementwise). An activation that is not
-    elementwise (softmax) overrides `backward` and `jacobian` instead of `prime`.
+    Subclasses define `name`, `__call__` (σ) and `prime` (σ′, elementwise). An activation that
+    is not elementwise (softmax) sets `elementwise = False` and overrides `backward` instead of
+    `prime` (`jacobian` then follows from `backward`).
     """
 
     name: ClassVar[str]
     elementwise: ClassVar[bool] = True
 
     def __call__(self, z: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no __call__ (σ itself)")
 
     def prime(self, z: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
         """σ′(z), elementwise."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no prime (σ′)")
 
     def backward(
         self, z: Float[Array, "n ..."], nabla_a: Float[Array, "n ..."]
@@ -68,8 +84,13 @@ class Activation(eqx.Module):
         return nabla_a * self.prime(z)
 
     def jacobian(self, z: Float[Array, " n"]) -> Float[Array, "n n"]:
-        """J[k, j] = ∂a_k/∂z_j for one example; diagonal, diag(σ′(z)), for an elementwise σ."""
-        return jnp.diag(self.prime(z))
+        """J[k, j] = ∂a_k/∂z_j for one example; diagonal, diag(σ′(z)), for an elementwise σ.
+
+        For a σ that is not elementwise, row k is `backward(z, e_k)` = Jᵀ e_k.
+        """
+        if self.elementwise:
+            return jnp.diag(self.prime(z))
+        return jax.vmap(lambda e: self.backward(z, e))(jnp.eye(z.shape[0], dtype=z.dtype))
 
 
 class Sigmoid(Activation):
@@ -217,23 +238,133 @@ class Neuronwise(Activation):
         return 1 + max(j for j, _ in self.overrides)
 
 
-_REGISTRY: dict[str, Activation] = {
-    a.name: a
-    for a in (Sigmoid(), Tanh(), Linear(), ReLU(), LeakyReLU(), Softplus(), Step(), Softmax())
-}
+# -- the door: checking what is given, and the names ------------------------------------------
+
+_HOW = (
+    "write a subclass: class Swish(fnbackprop.Activation): name = 'swish'; "
+    "def __call__(self, z): ...; def prime(self, z): ... (README: 'Your own σ and cost')"
+)
+
+
+def as_activation(obj: Any) -> Activation:
+    """`obj` as a valid `Activation`, or one `FnbackpropError` line saying what to write instead.
+
+    A subclass of `Activation` is built with no arguments. Checked: it is an `Activation` (not a
+    plain function such as `jax.nn.swish`), it has a `name`, it defines σ and σ′ (`prime`, or
+    `backward` when `elementwise = False`), and it holds no arrays.
+    """
+    if isinstance(obj, type) and issubclass(obj, Activation):
+        obj = _build(obj)
+    if not isinstance(obj, Activation):
+        if isinstance(obj, type):
+            raise FnbackpropError(
+                f"{obj.__name__} (from {obj.__module__}) is a class, not a subclass of "
+                f"fnbackprop.Activation, so it is not {obj.__name__}; {_HOW}"
+            )
+        if callable(obj):
+            label = getattr(obj, "__name__", type(obj).__name__)
+            raise FnbackpropError(
+                f"{label!r} is a plain function, not an fnbackprop.Activation: σ′ must be given "
+                f"by hand too; {_HOW}"
+            )
+        raise FnbackpropError(
+            f"an activation is a name, 'package.module:Name' or an fnbackprop.Activation, not "
+            f"{type(obj).__name__} {obj!r}"
+        )
+    cls = type(obj)
+    label = cls.__name__
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str):
+        raise FnbackpropError(
+            f"activation {label} has no name: give the class one, e.g. name = 'swish' "
+            "(lowercase letters, digits and _)"
+        )
+    if cls.__call__ is Activation.__call__:
+        raise FnbackpropError(f"activation {label} defines no __call__ (σ itself); {_HOW}")
+    if cls.elementwise and cls.prime is Activation.prime:
+        if cls.backward is not Activation.backward:
+            raise FnbackpropError(
+                f"activation {label} defines backward but not prime: if σ is not elementwise "
+                "say so with elementwise = False (a class attribute), else define prime(self, z)"
+            )
+        raise FnbackpropError(
+            f"activation {label} defines no prime: define prime(self, z) returning σ′(z) "
+            "elementwise (or backward(self, z, nabla_a) with elementwise = False for a σ that "
+            "mixes neurons, like softmax)"
+        )
+    if not cls.elementwise and cls.backward is Activation.backward:
+        raise FnbackpropError(
+            f"activation {label} sets elementwise = False but defines no backward(self, z, "
+            "nabla_a) returning J(z)ᵀ nabla_a"
+        )
+    _check_static(obj, "activation", "σ")
+    return obj
+
+
+def _build(cls: type) -> Any:
+    try:
+        return cls()
+    except TypeError as err:
+        raise FnbackpropError(
+            f"{cls.__name__}() cannot be built with no arguments ({err}): give an instance, "
+            "or defaults for every field"
+        ) from None
+
+
+def _check_static(obj: Any, kind: str, symbol: str) -> None:
+    """No array fields (learnable parameters are not supported), and hashable (jit's static
+    arguments must be)."""
+    arrays = [
+        f.name
+        for f in getattr(obj, "__dataclass_fields__", {}).values()
+        if any(isinstance(x, jax.Array | np.ndarray) for x in jax.tree.leaves(getattr(obj, f.name)))
+    ]
+    label = type(obj).__name__
+    if arrays:
+        raise FnbackpropError(
+            f"{kind} {label} holds arrays (field {arrays[0]}): learnable {symbol} parameters "
+            f"are not supported; make it a static Python number, e.g. "
+            f"{arrays[0]}: float = eqx.field(static=True, default=1.0)"
+        )
+    try:
+        hash(obj)
+    except TypeError as err:
+        raise FnbackpropError(
+            f"{kind} {label} cannot be hashed ({err}): its fields must be plain, hashable "
+            "Python values (numbers, strings, tuples)"
+        ) from None
+
+
+#: Every activation by name: the built-ins, and yours once registered.
+ACTIVATIONS: Registry[Activation] = Registry(
+    "activation",
+    as_activation,
+    (Sigmoid(), Tanh(), Linear(), ReLU(), LeakyReLU(), Softplus(), Step(), Softmax()),
+)
 
 
 def names() -> tuple[str, ...]:
-    """The names of every registered activation."""
-    return tuple(_REGISTRY)
+    """The names of every activation usable now: built-in, then registered."""
+    return ACTIVATIONS.names()
 
 
-def get(name: "str | Activation") -> Activation:
-    """The activation called `name` (an `Activation` is returned as it is).
+def get(spec: "str | Activation") -> Activation:
+    """The activation `spec` names: a name, `"package.module:Name"`, or an `Activation`.
 
-    Raises `ValueError` (an `FnbackpropError`) naming the valid names for an unknown name.
+    Raises `FnbackpropError` (a `ValueError`) naming the valid names for an unknown name.
     """
-    return lookup(_REGISTRY, "activation", name, Activation)
+    return ACTIVATIONS.get(spec)
+
+
+def register(activation: "Activation | type", name: str | None = None, *, replace=False):
+    """Make `activation` usable by its name (or `name`) in `Network`, configs, `--set` and
+    `fnbackprop check`, exactly like a built-in. Returns the checked activation.
+
+    A built-in name is refused. To reach the command line, the module that registers must be
+    imported there: name it by import path instead, or declare an entry point in the group
+    `fnbackprop.activations` of your package.
+    """
+    return ACTIVATIONS.register(activation, name, replace=replace)
 
 
 def neuronwise(
@@ -241,22 +372,24 @@ def neuronwise(
 ) -> Neuronwise:
     """An activation that is `default` except at the neurons in `overrides` (index → function).
 
-    `neuronwise(sigmoid, {3: tanh})`: neuron 3 of the layer is a tanh neuron, the rest sigmoid.
-    Every function involved must be elementwise (softmax couples its neurons, so it can't be split).
+    `neuronwise(sigmoid, {3: tanh})`: neuron 3 of the layer (counting from 0) is a tanh neuron,
+    the rest sigmoid. Every function involved must be elementwise (softmax couples its neurons,
+    so it can't be split).
     """
     default = get(default)
-    pairs = []
-    for j, f in sorted(overrides.items()):
-        f = get(f)
+    for j in overrides:
         if isinstance(j, bool) or not isinstance(j, int) or j < 0:
-            raise FnbackpropError(f"neuron indices must be non-negative integers, got {j!r}")
-        pairs.append((j, f))
+            raise FnbackpropError(
+                f"neuron indices count from 0 and must be non-negative integers, got {j!r}"
+            )
+    pairs = [(j, get(f)) for j, f in sorted(overrides.items())]
     if not pairs:
         raise FnbackpropError("neuronwise() needs at least one overridden neuron")
     for f in (default, *(f for _, f in pairs)):
         if not f.elementwise or isinstance(f, Neuronwise):
+            valid = ", ".join(n for n in names() if get(n).elementwise)
             raise FnbackpropError(
                 f"neuronwise() needs plain elementwise activations; {f.name!r} is not one "
-                f"(valid: {', '.join(n for n, a in _REGISTRY.items() if a.elementwise)})"
+                f"(valid: {valid})"
             )
     return Neuronwise(default, tuple(pairs))

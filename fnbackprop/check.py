@@ -1,16 +1,25 @@
-"""`fnbackprop check`: every form of backprop against jax.grad and finite differences, in float64.
+"""Checks that anyone's σ, cost and network compute the gradient they claim, in float64.
 
-For every activation × cost (the output activation is the hidden one where the cost's domain
-allows it, else the cost's natural output), every other output activation a cost accepts, a net
-with one modified neuron and an all-linear net, on a random small network, it measures the
-relative error of `backprop`, `backprop_vmap`, `backprop_batch`, the alternate presentation
-(eqs. 33–35) and the sum over paths (eq. 53) against `autodiff_grad`, and of `backprop` against
-central finite differences (eq. 46).
+- `check_activation(σ)`: the hand-written σ′ (or `backward`, for a σ that is not elementwise)
+  against `jax.grad` / `jax.vjp` of σ itself; that σ treats each example (column) alone; that it
+  keeps float32 and runs under `jit`; then backprop through small networks with σ in the hidden
+  layers, beside every built-in cost (or the one given).
+- `check_cost(C)`: the hand-written ∇_a C against `jax.grad` of C; the contract that C sums over
+  the neuron axis (axis 0) only, one cost per example; every fused output error (BP1) and stable
+  form against autodiff, for each output activation the cost accepts; float32 and `jit`; then
+  small networks beside every built-in activation (or the one given).
+- `check_network(net)`: `backprop`, `backprop_vmap`, `backprop_batch`, the alternate
+  presentation (eqs. 33–35) and the sum over paths (eq. 53) against `jax.grad` of the cost, and
+  backprop against central finite differences (eq. 46), on random parameters and inputs.
+
+Every check returns rows with an `ok` flag, the worst relative error and where it is (which z,
+which output, which weight). `fnbackprop check [--activation SPEC] [--cost SPEC]` prints them and
+exits 1 if any row fails.
 """
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -18,59 +27,65 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import activations, costs
-from .backprop import backprop, backprop_batch, backprop_vmap
+from .activations import Activation
+from .backward import backprop, backprop_batch, backprop_vmap
+from .costs import Cost
 from .network import Network
 from .references import (
     alternate_presentation_grad,
     autodiff_grad,
-    autodiff_grad_batch,
     finite_difference_grad,
     path_sum_grad,
 )
 
-__all__ = ["AUTODIFF_TOLERANCE", "FD_TOLERANCE", "cases", "relative_error", "run_check"]
+__all__ = [
+    "AUTODIFF_TOLERANCE",
+    "FD_TOLERANCE",
+    "NetworkRow",
+    "Row",
+    "cases",
+    "check_activation",
+    "check_cost",
+    "check_network",
+    "format_table",
+    "relative_error",
+    "run_check",
+    "to_json",
+]
 
 #: Agreement required with jax.grad in float64, and with central differences.
 AUTODIFF_TOLERANCE = 1e-9
 FD_TOLERANCE = 1e-6
 
-
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every weight and bias (0 when both are exactly zero)."""
-    g, _ = ravel_pytree(grads)
-    r, _ = ravel_pytree(reference)
-    scale = max(float(jnp.max(jnp.abs(r))), float(np.finfo(np.float64).tiny))
-    return float(jnp.max(jnp.abs(g - r))) / scale
-
-
-def cases(seed: int = 0) -> Iterator[tuple[str, Network]]:
-    """(label, network) for every case the check covers.
-
-    One random architecture, input and two hidden layers and output of 2–5 neurons each, drawn
-    from `seed`, serves every case, so the compiled kernels are shared and the check stays fast.
-    """
-    rng = np.random.default_rng(seed)
-    sizes = [int(n) for n in rng.integers(2, 6, size=4)]
-    covered = set()
-    for c in costs.names():
-        cost = costs.get(c)
-        for a in activations.names():
-            out = a if cost.accepts(activations.get(a)) else cost.output_activations[0]
-            covered.add((a, out, c))
-            yield f"{a} → {out}, {c}", Network(sizes, [a, a, out], c)
-    # every other output activation a cost accepts, behind sigmoid hidden layers
-    for c in costs.names():
-        for out in costs.get(c).output_activations or ():
-            if ("sigmoid", out, c) not in covered:
-                yield f"sigmoid → {out}, {c}", Network(sizes, ["sigmoid", "sigmoid", out], c)
-    j = int(rng.integers(0, sizes[2]))
-    modified = activations.neuronwise("sigmoid", {j: "tanh"})
-    yield f"modified neuron {j} (tanh)", Network(sizes, ["sigmoid", modified, "sigmoid"])
-    yield "all linear", Network(sizes, "linear")
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 @dataclasses.dataclass
 class Row:
+    """One comparison for an activation or a cost: `error` is the worst relative error (inf
+    when a contract is broken), `where` says where it is or what broke."""
+
+    subject: str
+    test: str
+    error: float
+    tolerance: float = AUTODIFF_TOLERANCE
+    where: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """The error under the tolerance (a NaN error is not under anything)."""
+        return bool(self.error <= self.tolerance)
+
+    @property
+    def case(self) -> str:
+        return f"{self.subject}: {self.test}"
+
+
+@dataclasses.dataclass
+class NetworkRow:
+    """Every gradient form on one network against jax.grad (and backprop against finite
+    differences); `error` is the worst of the forms against jax.grad, `where` its place."""
+
     case: str
     sizes: list[int]
     backprop: float
@@ -79,6 +94,11 @@ class Row:
     eq35: float
     eq53: float
     finite_difference: float
+    where: str = ""
+
+    @property
+    def error(self) -> float:
+        return max(self.backprop, self.vmap, self.batch, self.eq35, self.eq53)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +107,267 @@ class Row:
         return all(e < AUTODIFF_TOLERANCE for e in exact) and self.finite_difference < FD_TOLERANCE
 
 
-def _measure(label: str, net: Network, key) -> Row:
+def relative_error(grads, reference) -> float:
+    """max |g − r| / max |r| over every weight and bias (0 when both are exactly zero)."""
+    return _compare(grads, reference)[0]
+
+
+def _compare(mine, reference) -> tuple[float, int]:
+    """(max |g − r| / max |r|, flat index of the worst entry); a shape mismatch is inf."""
+    g, _ = ravel_pytree(mine)
+    r, _ = ravel_pytree(reference)
+    g, r = np.asarray(g, np.float64), np.asarray(r, np.float64)
+    if g.shape != r.shape:
+        return float("inf"), -1
+    diff = np.abs(g - r)
+    diff = np.where(np.isnan(g) & np.isnan(r), 0.0, diff)  # undefined in both: no disagreement
+    finite = np.isfinite(r)
+    diff = np.where(finite, diff, 0.0)
+    worst = int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0
+    scale = max(float(np.max(np.abs(r[finite]), initial=0.0)), _TINY)
+    error = float(diff[worst]) / scale if diff.size else 0.0
+    if diff.size and np.isnan(g[worst]) and not np.isnan(r[worst]):
+        error = float("nan")
+    return error, worst
+
+
+def _guard(subject: str, test: str, measure: Callable[[], tuple[float, str]], **kw) -> Row:
+    """Run one comparison; a function that raises fails its row, with the error as `where`."""
+    try:
+        error, where = measure()
+    except Exception as err:  # the user's σ or cost raised: that is the finding
+        error, where = float("inf"), f"raised {type(err).__name__}: {' '.join(str(err).split())}"
+    return Row(subject, test, error, where=where, **kw)
+
+
+# -- activations --------------------------------------------------------------------------------
+
+
+def _z_grid() -> jax.Array:
+    """Weighted inputs across σ's interesting range and into saturation, avoiding 0 (a kink)."""
+    return jnp.concatenate(
+        [jnp.linspace(-6.0, 6.0, 48), jnp.asarray([-14.0, -9.0, 9.0, 14.0])]
+    ).astype(jnp.float64)
+
+
+def _activation_rows(act: Activation, key) -> list[Row]:
+    subject = f"activation {act.name}"
+    kz, kg, kc = jax.random.split(key, 3)
+    z = jax.random.normal(kz, (5,), jnp.float64) * 2
+    g = jax.random.normal(kg, (5,), jnp.float64)
+    Z = jax.random.normal(kc, (5, 7), jnp.float64) * 2
+    G = jax.random.normal(kg, (5, 7), jnp.float64)
+    rows = []
+    if act.elementwise:
+        grid = _z_grid()
+
+        def prime():
+            mine = act.prime(grid)
+            if np.shape(mine) != np.shape(grid):
+                return float("inf"), f"prime(z) has shape {np.shape(mine)} for z {grid.shape}"
+            reference = jax.vmap(jax.grad(lambda t: act(t[None])[0]))(grid)
+            error, i = _compare(mine, reference)
+            return error, f"z = {float(grid[i]):.4g}: σ′ {float(mine[i]):.6g}, jax.grad " + (
+                f"{float(reference[i]):.6g}"
+            )
+
+        rows.append(_guard(subject, "σ′ = jax.grad of σ", prime))
+
+    def backward(z, g, shape):
+        def measure():
+            mine = act.backward(z, g)
+            _, pullback = jax.vjp(act, z)
+            (reference,) = pullback(g)
+            error, i = _compare(mine, reference)
+            return error, _place(z, i, "z")
+
+        return _guard(subject, f"backward = jax.vjp of σ, {shape}", measure)
+
+    rows.append(backward(z, g, "one example"))
+    rows.append(backward(Z, G, "examples as columns"))
+
+    def columns():
+        together = act(Z)
+        alone = jnp.stack([act(Z[:, j]) for j in range(Z.shape[1])], axis=1)
+        if np.shape(together) != np.shape(Z):
+            return float("inf"), f"σ(z) has shape {np.shape(together)} for z {Z.shape}"
+        error, i = _compare(together, alone)
+        return error, f"column {i % Z.shape[1]} (σ must act on axis 0 only)"
+
+    rows.append(_guard(subject, "σ treats each example alone", columns))
+    rows.append(
+        _guard(
+            subject,
+            "keeps float32, runs under jit",
+            lambda: _float32_jit(act, "σ"),
+            tolerance=FLOAT32_TOLERANCE,
+        )
+    )
+    return rows
+
+
+def _place(z, i: int, symbol: str) -> str:
+    """'z[3]' or 'z[3, example 2]' for the flat index i of an (n,) or (n, m) array."""
+    if i < 0:
+        return "shapes differ"
+    if np.ndim(z) == 1:
+        return f"{symbol}[{i}]"
+    m = np.shape(z)[1]
+    return f"neuron {i // m} of example {i % m}"
+
+
+#: jit against eager in float32: the same operations, at most reordered by XLA.
+FLOAT32_TOLERANCE = 1e-5
+
+
+def _float32_jit(obj, what: str) -> tuple[float, str]:
+    """inf unless calling `obj` (σ, or C) on float32 inputs, eagerly and under jit, gives
+    float32; else the relative difference of the two."""
+    with jax.enable_x64(False):
+        z = jnp.linspace(-3.0, 3.0, 6, dtype=jnp.float32).reshape(3, 2)
+        if isinstance(obj, Activation):
+            call = lambda z: (obj(z), obj.backward(z, jnp.ones_like(z)))  # noqa: E731
+            args = (z,)
+        else:
+            a = jax.nn.sigmoid(z)
+            y = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], jnp.float32)
+            call = lambda a, y: (obj(a, y), obj.gradient(a, y))  # noqa: E731
+            args = (a, y)
+        eager = call(*args)
+        jitted = jax.jit(call)(*args)
+    for out in (*eager, *jitted):
+        if out.dtype != jnp.float32:
+            return float("inf"), f"{what} gives {out.dtype} for float32 inputs"
+    error, _ = _compare(jitted, eager)
+    return error, "float32 in and out; jit against eager"
+
+
+# -- costs --------------------------------------------------------------------------------------
+
+
+def _cost_outputs(cost: Cost) -> tuple[Activation, ...]:
+    names = cost.output_activations or ("sigmoid", "tanh", "linear")
+    return tuple(activations.get(n) for n in names)
+
+
+def _cost_rows(cost: Cost, key) -> list[Row]:
+    subject = f"cost {cost.name}"
+    kz, ky = jax.random.split(key)
+    n, m = 4, 5
+    Z = jax.random.normal(kz, (n, m), jnp.float64) * 2
+    one_hot = jax.nn.one_hot(jax.random.randint(ky, (m,), 0, n), n, dtype=jnp.float64).T
+    soft = jax.nn.softmax(jax.random.normal(ky, (n, m), jnp.float64), axis=0)
+    rows = []
+
+    def sums_over_axis_0():
+        A = activations.get(_cost_outputs(cost)[0])(Z)
+        together = cost(A, one_hot)
+        if np.shape(together) != (m,):
+            return float("inf"), (
+                f"C(a, y) for {m} examples as columns (a of shape {A.shape}) has shape "
+                f"{np.shape(together)}, expected ({m},): sum over axis 0 only, one cost per example"
+            )
+        alone = jnp.stack([cost(A[:, j], one_hot[:, j]) for j in range(m)])
+        if np.shape(alone) != (m,):
+            return float("inf"), f"C(a, y) for one example has shape {np.shape(alone[0])}, not ()"
+        error, i = _compare(together, alone)
+        return error, f"example {i}"
+
+    rows.append(_guard(subject, "C sums over the neuron axis only", sums_over_axis_0))
+    for sigma in _cost_outputs(cost):
+        A = sigma(Z)
+        for label, Y in (("one-hot y", one_hot), ("soft y", soft)):
+
+            def gradient(sigma=sigma, A=A, Y=Y):
+                mine = cost.gradient(A, Y)
+                reference = jax.grad(lambda a: jnp.sum(cost(a, Y)))(A)
+                error, i = _compare(mine, reference)
+                return error, f"{sigma.name} outputs: output {_place(A, i, 'a')}"
+
+            def fused(sigma=sigma, A=A, Y=Y):
+                mine = cost.output_error(sigma, Z, A, Y)
+                reference = jax.grad(lambda z: jnp.sum(cost(sigma(z), Y)))(Z)
+                error, i = _compare(mine, reference)
+                return error, f"output {_place(Z, i, 'z')}"
+
+            def stable(sigma=sigma, Y=Y):
+                mine = cost.from_weighted_input(sigma, Z, Y)
+                error, i = _compare(mine, cost(sigma(Z), Y))
+                return error, f"example {i}"
+
+            rows.append(_guard(subject, f"∇_a C = jax.grad of C, {sigma.name}, {label}", gradient))
+            rows.append(
+                _guard(subject, f"δ^L (BP1) = jax.grad in z^L, {sigma.name}, {label}", fused)
+            )
+            rows.append(_guard(subject, f"C from z^L = C(σ(z^L)), {sigma.name}, {label}", stable))
+    rows.append(
+        _guard(
+            subject,
+            "keeps float32, runs under jit",
+            lambda: _float32_jit(cost, "C"),
+            tolerance=FLOAT32_TOLERANCE,
+        )
+    )
+    return rows
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+
+def _sizes(seed: int) -> list[int]:
+    """One small random architecture per seed: input, two hidden layers, output, 2–5 each."""
+    return [int(n) for n in np.random.default_rng(seed).integers(2, 6, size=4)]
+
+
+def _network(hidden: Activation, cost: Cost, sizes: list[int], out: Activation | None = None):
+    """A net with `hidden` in both hidden layers and `out` (default: `hidden` if the cost accepts
+    it, else the cost's first output activation) in the output layer."""
+    if out is None:
+        out = hidden if cost.accepts(hidden) else activations.get(cost.output_activations[0])
+    label = f"{hidden.name} → {out.name}, {cost.name}"
+    return label, Network(sizes, [hidden, hidden, out], cost)
+
+
+def cases(seed: int = 0) -> Iterator[tuple[str, Network]]:
+    """(label, network) for every built-in case the plain `fnbackprop check` covers.
+
+    Every activation × cost (the output activation is the hidden one where the cost's domain
+    allows it, else the cost's natural output), every other output activation a cost accepts,
+    a net with one modified neuron and an all-linear net, all on one random architecture drawn
+    from `seed`, so the compiled kernels are shared and the check stays fast.
+    """
+    sizes = _sizes(seed)
+    covered = set()
+    for c in costs.COSTS.builtin_names():
+        cost = costs.get(c)
+        for a in activations.ACTIVATIONS.builtin_names():
+            label, net = _network(activations.get(a), cost, sizes)
+            covered.add((a, net.activations[-1].name, c))
+            yield label, net
+    for c in costs.COSTS.builtin_names():  # every other output a cost accepts, behind sigmoid
+        for out in costs.get(c).output_activations or ():
+            if ("sigmoid", out, c) not in covered:
+                sigmoid = activations.get("sigmoid")
+                yield _network(sigmoid, costs.get(c), sizes, activations.get(out))
+    j = int(np.random.default_rng(seed).integers(0, sizes[2]))
+    modified = activations.neuronwise("sigmoid", {j: "tanh"})
+    yield f"modified neuron {j} (tanh)", Network(sizes, ["sigmoid", modified, "sigmoid"])
+    yield "all linear", Network(sizes, "linear")
+
+
+def check_network(net: Network, key=None, label: str = "") -> NetworkRow:
+    """Every gradient form on `net` against jax.grad, and backprop against central differences,
+    in float64 with random parameters (scaled init) and five random examples."""
+    key = jax.random.key(0) if key is None else key
+    with jax.enable_x64(True):
+        return _measure(label or _describe(net), net, key)
+
+
+def _describe(net: Network) -> str:
+    return f"{' → '.join(s.name for s in net.activations)}, {net.cost.name}"
+
+
+def _measure(label: str, net: Network, key) -> NetworkRow:
     kp, kx, ky = jax.random.split(key, 3)
     # scaled weights keep the outputs out of saturation, where C is flat to within rounding and
     # finite differences measure nothing but cancellation
@@ -97,64 +377,194 @@ def _measure(label: str, net: Network, key) -> Row:
     Y = jax.nn.one_hot(jax.random.randint(ky, (5,), 0, n_out), n_out, dtype=jnp.float64)
     x, y = X[0], Y[0]
     reference = autodiff_grad(net, params, x, y)
-    batch_reference = autodiff_grad_batch(net, params, X, Y)
-    mine = backprop(net, params, x, y)
-    return Row(
+    batch_reference = autodiff_grad(net, params, X, Y)
+    forms = {
+        "backprop": (backprop(net, params, x, y), reference),
+        "vmap": (backprop_vmap(net, params, X, Y), batch_reference),
+        "batch": (backprop_batch(net, params, X, Y), batch_reference),
+        "eq35": (alternate_presentation_grad(net, params, x, y), reference),
+        "eq53": (path_sum_grad(net, params, x, y), reference),
+    }
+    errors = {name: _compare(*pair) for name, pair in forms.items()}
+    worst = max(errors, key=lambda name: np.nan_to_num(errors[name][0], nan=np.inf))
+    fd = relative_error(
+        forms["backprop"][0], finite_difference_grad(net, params, x, y, central=True)
+    )
+    return NetworkRow(
         case=label,
         sizes=list(net.sizes),
-        backprop=relative_error(mine, reference),
-        vmap=relative_error(backprop_vmap(net, params, X, Y), batch_reference),
-        batch=relative_error(backprop_batch(net, params, X, Y), batch_reference),
-        eq35=relative_error(alternate_presentation_grad(net, params, x, y), reference),
-        eq53=relative_error(path_sum_grad(net, params, x, y), reference),
-        finite_difference=relative_error(
-            mine, finite_difference_grad(net, params, x, y, central=True)
-        ),
+        **{name: error for name, (error, _) in errors.items()},
+        finite_difference=fd,
+        where=f"{worst}: {_parameter(reference, errors[worst][1])}",
     )
 
 
-def run_check(seed: int = 0) -> Iterator[Row]:
-    """Measure every case in float64, yielding one row at a time (x64 is on only inside)."""
+def _parameter(params, i: int) -> str:
+    """The name of the parameter at flat index i of `ravel_pytree(params)`: 'w³[1, 0]'."""
+    if i < 0:
+        return "shapes differ"
+    supers = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+    for l, (w, b) in enumerate(params, start=2):
+        layer = "".join(supers[int(c)] for c in str(l))
+        for name, arr in (("w", w), ("b", b)):
+            if i < arr.size:
+                index = ", ".join(map(str, np.unravel_index(i, arr.shape)))
+                return f"{name}{layer}[{index}]"
+            i -= arr.size
+    return "?"
+
+
+# -- the public checks --------------------------------------------------------------------------
+
+
+def check_activation(
+    activation, *, cost=None, seed: int = 0, networks: bool = True
+) -> list[Row | NetworkRow]:
+    """Rows comparing a (hand-written) activation with autodiff; `ok` on each.
+
+    `activation` is a name, an import path or an `Activation`. With `networks`, backprop runs
+    through small networks with it in the hidden layers, beside `cost` if given, else beside
+    every built-in cost. Runs in float64 (switched on only inside).
+    """
+    act = activations.get(activation)
+    partners = [costs.get(cost)] if cost is not None else [costs.get(c) for c in _builtin_costs()]
     with jax.enable_x64(True):
         key = jax.random.key(seed)
-        for i, (label, net) in enumerate(cases(seed)):
-            yield _measure(label, net, jax.random.fold_in(key, i))
+        rows: list = _activation_rows(act, jax.random.fold_in(key, 1))
+        if networks:
+            for i, c in enumerate(partners):
+                rows.append(_network_row(act, c, seed, jax.random.fold_in(key, 100 + i)))
+    return rows
 
 
-def format_table(rows: list[Row]) -> str:
-    """The rows as an aligned text table, with a verdict line."""
-    head = ("case", "sizes", "backprop", "vmap", "batch", "eq.35", "eq.53", "fin.diff", "")
-    body = [
-        (
-            r.case,
-            str(r.sizes),
-            *(f"{v:.1e}" for v in (r.backprop, r.vmap, r.batch, r.eq35, r.eq53)),
-            f"{r.finite_difference:.1e}",
-            "ok" if r.ok else "FAIL",
+def check_cost(cost, *, activation=None, seed: int = 0, networks: bool = True) -> list:
+    """Rows comparing a (hand-written) cost with autodiff, and its contract; `ok` on each.
+
+    `cost` is a name, an import path or a `Cost`. With `networks`, backprop runs through small
+    networks with `activation` (or each built-in activation) in the hidden layers and the cost's
+    own output activation where it needs one. Runs in float64 (switched on only inside).
+    """
+    the_cost = costs.get(cost)
+    partners = (
+        [activations.get(activation)]
+        if activation is not None
+        else [activations.get(a) for a in activations.ACTIVATIONS.builtin_names()]
+    )
+    with jax.enable_x64(True):
+        key = jax.random.key(seed)
+        rows: list = _cost_rows(the_cost, jax.random.fold_in(key, 2))
+        if networks:
+            for i, a in enumerate(partners):
+                rows.append(_network_row(a, the_cost, seed, jax.random.fold_in(key, 200 + i)))
+    return rows
+
+
+def _builtin_costs() -> tuple[str, ...]:
+    return costs.COSTS.builtin_names()
+
+
+def _network_row(act: Activation, cost: Cost, seed: int, key) -> NetworkRow:
+    try:
+        label, net = _network(act, cost, _sizes(seed))
+    except Exception as err:
+        bad = float("inf")
+        return NetworkRow(
+            f"{act.name}, {cost.name}", [], bad, bad, bad, bad, bad, bad, f"raised {err}"
         )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in (head, *body)
-    ]
-    failed = sum(not r.ok for r in rows)
+    try:
+        return _measure(label, net, key)
+    except Exception as err:  # the user's σ or cost raised inside a network
+        bad = float("inf")
+        message = f"raised {type(err).__name__}: {' '.join(str(err).split())}"
+        return NetworkRow(label, list(net.sizes), bad, bad, bad, bad, bad, bad, message)
+
+
+def run_check(seed: int = 0, activation=None, cost=None) -> Iterator[Row | NetworkRow]:
+    """The rows of `fnbackprop check`, one at a time (float64 is on only inside).
+
+    With neither `activation` nor `cost`: every built-in activation and cost on its own, then
+    every case of `cases(seed)`. With one: its own rows and networks beside every built-in
+    partner. With both: the rows of each and the network that joins them.
+    """
+    if activation is None and cost is None:
+        for a in activations.ACTIVATIONS.builtin_names():
+            yield from check_activation(a, seed=seed, networks=False)
+        for c in _builtin_costs():
+            yield from check_cost(c, seed=seed, networks=False)
+        with jax.enable_x64(True):
+            key = jax.random.key(seed)
+            for i, (label, net) in enumerate(cases(seed)):
+                yield _measure(label, net, jax.random.fold_in(key, i))
+        return
+    if activation is not None:
+        yield from check_activation(activation, cost=cost, seed=seed, networks=cost is None)
+    if cost is not None:
+        yield from check_cost(cost, activation=activation, seed=seed)
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def format_table(rows: list) -> str:
+    """The rows as aligned text tables (σ and cost rows, then networks), with a verdict line."""
+    units = [r for r in rows if isinstance(r, Row)]
+    nets = [r for r in rows if isinstance(r, NetworkRow)]
+    lines: list[str] = []
+    if units:
+        head = ("subject", "compared", "rel. error", "worst at", "")
+        body = [
+            (r.subject, r.test, f"{r.error:.1e}", r.where, "ok" if r.ok else "FAIL") for r in units
+        ]
+        lines += [*_aligned(head, body), ""]
+    if nets:
+        head = ("network", "sizes", "backprop", "vmap", "batch", "eq.35", "eq.53", "fin.diff")
+        head += ("worst at", "")
+        body = [
+            (
+                r.case,
+                str(r.sizes),
+                *(f"{v:.1e}" for v in (r.backprop, r.vmap, r.batch, r.eq35, r.eq53)),
+                f"{r.finite_difference:.1e}",
+                r.where,
+                "ok" if r.ok else "FAIL",
+            )
+            for r in nets
+        ]
+        lines += _aligned(head, body)
+    failed = [r for r in rows if not r.ok]
+    verdict = (
+        "all agree"
+        if not failed
+        else f"{len(failed)} of {len(rows)} rows FAIL; first: {failed[0].case} at {failed[0].where}"
+    )
     lines.append(
         f"max relative error vs jax.grad (float64) must be < {AUTODIFF_TOLERANCE:g}, "
-        f"vs central differences < {FD_TOLERANCE:g}: "
-        + ("all agree" if not failed else f"{failed} of {len(rows)} cases FAIL")
+        f"vs central differences < {FD_TOLERANCE:g}: {verdict}"
     )
     return "\n".join(lines)
 
 
-def to_json(rows: list[Row]) -> str:
+def _aligned(head: tuple, body: list[tuple]) -> list[str]:
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (head, *body)
+    ]
+
+
+def to_json(rows: list) -> str:
     """The rows as a JSON document with the tolerances and the verdict."""
+
+    def record(r):
+        kind = "network" if isinstance(r, NetworkRow) else "unit"
+        return {"kind": kind, **dataclasses.asdict(r), "error": r.error, "ok": r.ok}
+
     return json.dumps(
         {
             "autodiff_tolerance": AUTODIFF_TOLERANCE,
             "finite_difference_tolerance": FD_TOLERANCE,
             "ok": all(r.ok for r in rows),
-            "rows": [dataclasses.asdict(r) | {"ok": r.ok} for r in rows],
+            "rows": [record(r) for r in rows],
         },
         indent=2,
     )

@@ -7,7 +7,7 @@
     init = "normal"               # or "scaled"
     [[network.override]]          # optional, repeatable: one neuron with its own activation
     layer = 2                     # the book's numbering: layer 2 is the first hidden layer
-    neuron = 5
+    neuron = 5                    # neurons count from 0 within their layer
     activation = "tanh"
 
     [training]
@@ -17,18 +17,21 @@
     lmbda = 0.0                   # L2 weight decay on weights only, w → (1 − ηλ/n) w − …
     optimizer = "sgd"             # sgd | momentum | adam
     momentum = 0.9
-    gradient = "backprop"         # backprop | backprop_batch | autodiff
+    gradient = "backprop"         # backprop | backprop_batch | autodiff | backprop_vjp
     seed = 0
     dtype = "float32"
     devices = 1                   # split each mini-batch across this many devices (must divide it)
 
     [data]
-    dataset = "mnist"             # mnist | mnist-pkl | fashion-mnist
+    dataset = "mnist"             # mnist | mnist_pkl | fashion_mnist
     dir = ""                      # "" means --data-dir, $FNBACKPROP_DATA, or the user cache
     train_size = 50000            # use the first n training images
 
 Every key has a default; a file need only say what differs. An unknown key, a value of the wrong
-type or an unknown name raises `ConfigError` naming the key and the valid choices.
+type or an unknown name raises `ConfigError` naming the key and the valid choices. Every named
+choice (activation, cost, init, optimizer, gradient, dataset) is looked up in its registry
+(`fnbackprop.registry`), so a registered name or an import path `"package.module:Name"` works
+wherever a built-in name does, and the run's config keeps it as written.
 """
 
 import dataclasses
@@ -41,13 +44,13 @@ from typing import Any
 from . import activations, costs
 from .data import DATASETS
 from .errors import ConfigError, FnbackpropError
-from .network import INIT_SCHEMES, Network
+from .network import INITS, Network
+from .registry import Registry
 from .sharding import check_divisible
+from .training import GRADIENTS, OPTIMIZERS
 
 __all__ = [
     "DTYPES",
-    "GRADIENTS",
-    "OPTIMIZERS",
     "Config",
     "apply_overrides",
     "build_network",
@@ -56,8 +59,6 @@ __all__ = [
     "parse",
 ]
 
-GRADIENTS = ("backprop", "backprop_batch", "autodiff")
-OPTIMIZERS = ("sgd", "momentum", "adam")
 DTYPES = ("float32", "float64")
 
 
@@ -187,60 +188,108 @@ def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: st
 
 def _coerce(key: str, kind: Any, value: Any, source: str):
     """`value` checked against the field type `kind`, converted where TOML is looser."""
-
-    def wrong(expected: str):
-        return ConfigError(f"{source}: {key} must be {expected}, got {value!r}")
-
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise wrong("a number")
-        if not math.isfinite(value):
-            raise wrong("a finite number")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise wrong("a string")
-        return value
-    if kind == tuple[int, ...]:
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise wrong("a list of integers, e.g. [784, 30, 10]")
-        return tuple(value)
-    if kind == str | tuple[str, ...]:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise wrong('a name or a list of names, e.g. "sigmoid" or ["tanh", "sigmoid"]')
-    if kind == tuple[Override, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-            raise wrong("a list of tables [[network.override]] with layer, neuron, activation")
-        return tuple(_parse_section(key, Override, v, source) for v in value)
+    for rule_kind, rule in _RULES:
+        if kind == rule_kind:
+            try:
+                return rule(key, value, source)
+            except _Wrong as wrong:
+                raise ConfigError(f"{source}: {key} must be {wrong}, got {value!r}") from None
     raise AssertionError(f"no rule for {kind}")  # pragma: no cover - a schema bug
 
 
+class _Wrong(Exception):
+    """A value of the wrong type; the message says what was expected."""
+
+
+def _integer(key, value, source) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Wrong("an integer")
+    return value
+
+
+def _number(key, value, source) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Wrong("a number")
+    if not math.isfinite(value):
+        raise _Wrong("a finite number")
+    return float(value)
+
+
+def _string(key, value, source) -> str:
+    if not isinstance(value, str):
+        raise _Wrong("a string")
+    return value
+
+
+def _sizes(key, value, source) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise _Wrong("a list of integers, e.g. [784, 30, 10]")
+    return tuple(value)
+
+
+def _names(key, value, source) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _Wrong('a name or a list of names, e.g. "sigmoid" or ["tanh", "sigmoid"]')
+
+
+def _overrides(key, value, source) -> tuple["Override", ...]:
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise _Wrong("a list of tables [[network.override]] with layer, neuron, activation")
+    return tuple(_parse_section(key, Override, v, source) for v in value)
+
+
+_RULES = (
+    (int, _integer),
+    (float, _number),
+    (str, _string),
+    (tuple[int, ...], _sizes),
+    (str | tuple[str, ...], _names),
+    (tuple[Override, ...], _overrides),
+)
+
+
 def _check_choices(config: Config, source: str) -> None:
+    """Every name names something, every number is in range, and the network can be built."""
+    _check_names(config, source)
+    _check_ranges(config, source)
+    try:
+        build_network(config)
+    except FnbackpropError as err:
+        raise ConfigError(f"{source}: [network] {err}") from None
+
+
+def _check_names(config: Config, source: str) -> None:
     n, t, d = config.network, config.training, config.data
 
-    def choose(key: str, value: str, valid: Iterable[str]):
-        valid = tuple(valid)
-        if value not in valid:
-            raise ConfigError(f"{source}: {key} = {value!r} is not one of: {', '.join(valid)}")
+    def choose(key: str, value: str, registry: Registry):
+        try:
+            registry.get(value)
+        except FnbackpropError as err:
+            raise ConfigError(f"{source}: {key}: {err}") from None
 
     names = (n.activation,) if isinstance(n.activation, str) else n.activation
-    for name in (*names, *(o.activation for o in n.override)):
-        choose("network.activation", name, activations.names())
-    choose("network.cost", n.cost, costs.names())
-    choose("network.init", n.init, INIT_SCHEMES)
+    for name in names:
+        choose("network.activation", name, activations.ACTIVATIONS)
+    for o in n.override:
+        choose("network.override.activation", o.activation, activations.ACTIVATIONS)
+    choose("network.cost", n.cost, costs.COSTS)
+    choose("network.init", n.init, INITS)
     choose("training.optimizer", t.optimizer, OPTIMIZERS)
     choose("training.gradient", t.gradient, GRADIENTS)
-    choose("training.dtype", t.dtype, DTYPES)
     choose("data.dataset", d.dataset, DATASETS)
+    if t.dtype not in DTYPES:
+        raise ConfigError(
+            f"{source}: training.dtype = {t.dtype!r} is not one of: {', '.join(DTYPES)}"
+        )
+
+
+def _check_ranges(config: Config, source: str) -> None:
+    t, d = config.training, config.data
     for key, value in (
         ("training.epochs", t.epochs),
         ("training.mini_batch_size", t.mini_batch_size),
@@ -261,10 +310,6 @@ def _check_choices(config: Config, source: str) -> None:
         check_divisible(t.mini_batch_size, t.devices)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
-    try:
-        build_network(config)
-    except FnbackpropError as err:
-        raise ConfigError(f"{source}: [network] {err}") from None
 
 
 def build_network(config: Config) -> Network:
@@ -283,7 +328,18 @@ def build_network(config: Config) -> Network:
         if not 2 <= o.layer <= len(n.sizes):
             raise FnbackpropError(
                 f"override layer {o.layer} does not exist: layers are 2..{len(n.sizes)} "
-                "(layer 1 is the input)"
+                "(layers count from 1, the input)"
+            )
+        size = n.sizes[o.layer - 1]
+        if not 0 <= o.neuron < size:
+            raise FnbackpropError(
+                f"override neuron {o.neuron} does not exist in layer {o.layer}: neurons count "
+                f"from 0, so they are 0..{size - 1}"
+            )
+        if o.neuron in by_layer.get(o.layer, {}):
+            raise FnbackpropError(
+                f"neuron {o.neuron} of layer {o.layer} is overridden twice: give one "
+                "[[network.override]] per neuron"
             )
         by_layer.setdefault(o.layer, {})[o.neuron] = o.activation
     for layer, neurons in by_layer.items():

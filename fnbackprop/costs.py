@@ -1,19 +1,29 @@
-"""Cost functions C_x(a, y), each with its hand-written gradient ∇_a C.
+"""Cost functions C_x(a, y), each with its hand-written gradient ∇_a C, and the door for yours.
 
 Both of the book's assumptions hold for every cost here: C = (1/n) Σ_x C_x is an average over
 examples, and C_x depends on the network only through the output activations a = a^L.
 
-As with activations, the neuron axis is axis 0: a is (n,) for one example or (n, m) for m examples
-as columns, and C_x sums over axis 0.
+**The contract** (what every cost here keeps, and what yours must keep):
+
+- a subclass of `Cost` with a class attribute `name` (lowercase letters, digits, `_`);
+- `__call__(self, a, y)`: C_x, summed over the *neuron axis*, axis 0, only. a and y are (n,)
+  for one example, giving a scalar, or (n, m) with one example per column (the matrix form of
+  `backprop_batch`), giving one cost per example, shape (m,) — never a sum over the examples;
+- `gradient(self, a, y)`: ∇_a C, the vector of ∂C_x/∂a_j^L, the shape of a, written by hand;
+- optionally `output_activations`, the names of the output activations whose range fits the
+  cost's domain (None: any), and the fused BP1 `output_error` / stable `from_weighted_input`;
+- no arrays among its fields.
 
 BP1, `output_error`, is δ^L = ∇_a C ⊙ σ′(z^L) in general. For every output activation a cost with
 a logarithm accepts there is a closed form, cheaper and numerically stable when the output
 saturates (where ∇_a C is infinite and σ′ is zero): cross-entropy with sigmoid outputs and
 log-likelihood with softmax outputs, where δ^L = a − y, and the less common pairs below. The cost
 itself is then computed from z^L (`from_weighted_input`) so that it too stays finite.
+
+`fnbackprop.check_cost(C)` compares a hand-written ∇_a C (and any fused δ^L) with `jax.grad`.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -21,10 +31,21 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 from jaxtyping import Array, Float
 
-from ._registry import lookup
-from .activations import Activation, Neuronwise, Sigmoid, Softmax, Softplus
+from .activations import Activation, Neuronwise, Sigmoid, Softmax, Softplus, _build, _check_static
+from .errors import FnbackpropError
+from .registry import Registry
 
-__all__ = ["Cost", "CrossEntropy", "LogLikelihood", "Quadratic", "get", "names"]
+__all__ = [
+    "COSTS",
+    "Cost",
+    "CrossEntropy",
+    "LogLikelihood",
+    "Quadratic",
+    "as_cost",
+    "get",
+    "names",
+    "register",
+]
 
 
 def _ratio(num, den):
@@ -49,18 +70,21 @@ def _log_softplus(z):
 
 
 class Cost(eqx.Module):
-    """A cost C_x(a, y) and its gradient ∇_a C with respect to the output activations."""
+    """A cost C_x(a, y) and its gradient ∇_a C with respect to the output activations.
+
+    Subclasses define `name`, `__call__` (C_x, summed over axis 0 only) and `gradient` (∇_a C).
+    """
 
     name: ClassVar[str]
     #: Output activations whose range fits the cost's domain; None means any.
     output_activations: ClassVar[tuple[str, ...] | None] = None
 
     def __call__(self, a: Float[Array, "n ..."], y: Float[Array, "n ..."]) -> Float[Array, "..."]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no __call__ (C_x itself)")
 
     def gradient(self, a: Float[Array, "n ..."], y: Float[Array, "n ..."]) -> Float[Array, "n ..."]:
         """∇_a C, the vector of ∂C/∂a_j^L."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no gradient (∇_a C)")
 
     def from_weighted_input(self, sigma: Activation, z, y):
         """C_x as a function of the output weighted input z^L: C(σ(z), y), stable where we can."""
@@ -80,6 +104,10 @@ class Cost(eqx.Module):
             else (sigma,)
         )
         return all(p.name in self.output_activations for p in parts)
+
+    def output_names(self) -> str:
+        """The output activations this cost accepts, for messages."""
+        return "any" if self.output_activations is None else ", ".join(self.output_activations)
 
 
 class Quadratic(Cost):
@@ -173,17 +201,85 @@ class LogLikelihood(Cost):
         return super().output_error(sigma, z, a, y)
 
 
-_REGISTRY: dict[str, Cost] = {c.name: c for c in (Quadratic(), CrossEntropy(), LogLikelihood())}
+# -- the door: checking what is given, and the names ------------------------------------------
+
+_HOW = (
+    "write a subclass: class Huber(fnbackprop.Cost): name = 'huber'; "
+    "def __call__(self, a, y): ... (sum over axis 0); def gradient(self, a, y): ... "
+    "(README: 'Your own σ and cost')"
+)
+
+
+def as_cost(obj: Any) -> Cost:
+    """`obj` as a valid `Cost`, or one `FnbackpropError` line saying what to write instead.
+
+    A subclass of `Cost` is built with no arguments. Checked: it is a `Cost` (not a plain
+    function), it has a `name`, it defines C (`__call__`) and ∇_a C (`gradient`), its
+    `output_activations` is None or a tuple of names, and it holds no arrays.
+    """
+    if isinstance(obj, type) and issubclass(obj, Cost):
+        obj = _build(obj)
+    if not isinstance(obj, Cost):
+        if isinstance(obj, type):
+            raise FnbackpropError(
+                f"{obj.__name__} (from {obj.__module__}) is a class, not a subclass of "
+                f"fnbackprop.Cost, so it is not {obj.__name__}; {_HOW}"
+            )
+        if callable(obj):
+            label = getattr(obj, "__name__", type(obj).__name__)
+            raise FnbackpropError(
+                f"{label!r} is a plain function, not an fnbackprop.Cost: ∇_a C must be given by "
+                f"hand too; {_HOW}"
+            )
+        raise FnbackpropError(
+            f"a cost is a name, 'package.module:Name' or an fnbackprop.Cost, not "
+            f"{type(obj).__name__} {obj!r}"
+        )
+    cls = type(obj)
+    label = cls.__name__
+    if not isinstance(getattr(cls, "name", None), str):
+        raise FnbackpropError(
+            f"cost {label} has no name: give the class one, e.g. name = 'huber' "
+            "(lowercase letters, digits and _)"
+        )
+    if cls.__call__ is Cost.__call__:
+        raise FnbackpropError(f"cost {label} defines no __call__ (C_x itself); {_HOW}")
+    if cls.gradient is Cost.gradient:
+        raise FnbackpropError(
+            f"cost {label} defines no gradient: define gradient(self, a, y) returning ∇_a C, "
+            "the shape of a"
+        )
+    outs = cls.output_activations
+    if outs is not None and not (isinstance(outs, tuple) and all(isinstance(o, str) for o in outs)):
+        raise FnbackpropError(
+            f"cost {label}: output_activations must be None (any) or a tuple of activation "
+            f"names, e.g. ('sigmoid', 'softmax'), got {outs!r}"
+        )
+    _check_static(obj, "cost", "cost")
+    return obj
+
+
+#: Every cost by name: the built-ins, and yours once registered.
+COSTS: Registry[Cost] = Registry("cost", as_cost, (Quadratic(), CrossEntropy(), LogLikelihood()))
 
 
 def names() -> tuple[str, ...]:
-    """The names of every registered cost."""
-    return tuple(_REGISTRY)
+    """The names of every cost usable now: built-in, then registered."""
+    return COSTS.names()
 
 
-def get(name: "str | Cost") -> Cost:
-    """The cost called `name` (a `Cost` is returned as it is).
+def get(spec: "str | Cost") -> Cost:
+    """The cost `spec` names: a name, `"package.module:Name"`, or a `Cost`.
 
-    Raises `ValueError` (an `FnbackpropError`) naming the valid names for an unknown name.
+    Raises `FnbackpropError` (a `ValueError`) naming the valid names for an unknown name.
     """
-    return lookup(_REGISTRY, "cost", name, Cost)
+    return COSTS.get(spec)
+
+
+def register(cost: "Cost | type", name: str | None = None, *, replace=False) -> Cost:
+    """Make `cost` usable by its name (or `name`) everywhere a built-in cost name is.
+
+    A built-in name is refused; see `fnbackprop.activations.register` for reaching the command
+    line. Returns the checked cost.
+    """
+    return COSTS.register(cost, name, replace=replace)

@@ -23,6 +23,7 @@ its final name. Every problem a user can cause raises `DataError` with a one-lin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import math
@@ -33,7 +34,7 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.client import HTTPException
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -43,9 +44,9 @@ from numpy.typing import ArrayLike, DTypeLike
 from tqdm import tqdm
 
 from ._io import atomic_file
-from .errors import DataError, ShapeError
+from .errors import DataError, FnbackpropError, ShapeError
+from .registry import Registry
 
-DATASETS = ("mnist", "mnist-pkl", "fashion-mnist")
 FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -53,19 +54,7 @@ FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 PKL_FILE = "mnist.pkl.gz"
-ENV_VARS = {
-    "mnist": "FNBACKPROP_DATA",
-    "mnist-pkl": "FNBACKPROP_DATA",
-    "fashion-mnist": "FNBACKPROP_FASHION_DATA",
-}
 SYSTEM_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-MIRRORS = {
-    "mnist": (
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    ),
-    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-}
 VALIDATION_SIZE = 10_000
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
@@ -76,31 +65,6 @@ _CHUNK = 2**20
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
-
-class _Expected(NamedTuple):
-    md5: str  # of the decompressed file
-    size: int  # decompressed bytes
-
-
-_SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
-_MD5S = {
-    "mnist": (
-        "6bbc9ace898e44ae57da46a324031adb",
-        "a25bea736e30d166cdddb491f175f624",
-        "2646ac647ad5339dbf082846283269ea",
-        "27ae3e4e09519cfbb04c329615203637",
-    ),
-    "fashion-mnist": (
-        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-        "9018921c3c673c538a1fc5bad174d6f9",
-        "8181f5470baa50b63fa0f6fddb340f0a",
-        "15d484375f8d13e6eb1aabb0c3f46965",
-    ),
-}
-EXPECTED = {
-    name: {f: _Expected(md5, size) for f, md5, size in zip(FILES, md5s, _SIZES, strict=True)}
-    for name, md5s in _MD5S.items()
-}
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -125,6 +89,49 @@ class Splits(NamedTuple):
     train: Split
     validation: Split
     test: Split
+
+
+class DataFile(NamedTuple):
+    """One file of a data set: its name, and the MD5 and size of its *decompressed* content
+    (None where there is no official checksum)."""
+
+    name: str
+    md5: str | None = None
+    size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Everything fnbackprop knows about one data set; adding a data set is one of these.
+
+    - `files`: what must be in its folder; `load(folder, dataset)` reads them as the book's
+      three splits (`Splits`);
+    - `env_var`: the environment variable naming its folder; `system_dirs`: folders a system
+      package installs it in, looked at after the variable;
+    - `mirrors`: base URLs to download `files` from, each verified against its MD5 and size;
+      none: it is never downloaded, and `note` says how to get it;
+    - `image_shape` and `classes`: the network needs prod(image_shape) inputs and at least
+      `classes` outputs.
+    """
+
+    name: str
+    files: tuple[DataFile, ...]
+    load: Callable[[Path, Dataset], Splits]
+    env_var: str = "FNBACKPROP_DATA"
+    system_dirs: tuple[Path, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    image_shape: tuple[int, int] = IMAGE_SHAPE
+    classes: int = N_CLASSES
+    note: str = ""
+
+    @property
+    def inputs(self) -> int:
+        """Pixels per image: the input layer's size."""
+        return math.prod(self.image_shape)
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files)
 
 
 class FileCheck(NamedTuple):
@@ -198,10 +205,13 @@ def _read_exact(stream: BinaryIO, n: int, path: Path, what: str) -> bytearray:
     return buffer
 
 
-def load_mnist_idx(data_dir: str | os.PathLike, *, dataset: str = "mnist") -> Splits:
+def load_mnist_idx(data_dir: str | os.PathLike, *, dataset: str | Dataset = "mnist") -> Splits:
     """Load the four IDX files in `data_dir` as the book's train/validation/test splits."""
-    _check_dataset(dataset, tuple(MIRRORS))
-    root = Path(data_dir)
+    return load_idx_splits(Path(data_dir), DATASETS.get(dataset))
+
+
+def load_idx_splits(root: Path, dataset: Dataset) -> Splits:
+    """A `Dataset` loader: the four IDX files of MNIST's layout as the book's three splits."""
     images, labels = _read_pair(root, "train", dataset)
     n_train = len(labels) - VALIDATION_SIZE
     if n_train <= 0:
@@ -216,13 +226,14 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, dataset: str = "mnist") -> Sp
     )
 
 
-def _read_pair(root: Path, prefix: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_pair(root: Path, prefix: str, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     image_path = root / f"{prefix}-images-idx3-ubyte.gz"
     label_path = root / f"{prefix}-labels-idx1-ubyte.gz"
     images, labels = read_idx(image_path), read_idx(label_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != dataset.image_shape:
+        shape = "x".join(map(str, dataset.image_shape))
         raise DataError(
-            f"{image_path}: {dataset} images must be uint8 28x28, found {images.dtype} "
+            f"{image_path}: {dataset.name} images must be uint8 {shape}, found {images.dtype} "
             f"of shape {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
@@ -234,7 +245,7 @@ def _read_pair(root: Path, prefix: str, dataset: str) -> tuple[np.ndarray, np.nd
             f"{image_path.name} has {len(images)} images but {label_path.name} has "
             f"{len(labels)} labels (in {root})"
         )
-    _check_labels(labels, label_path)
+    _check_labels(labels, label_path, dataset.classes)
     pixels = images.reshape(len(images), -1).astype(np.float32)
     pixels /= np.float32(255)
     return pixels, labels.astype(np.int32)
@@ -354,35 +365,95 @@ def write_mnist_pkl(splits: Splits, path: str | os.PathLike, *, compresslevel: i
     return path
 
 
+# --- the data sets ------------------------------------------------------------------------------
+
+
+def _load_pkl_splits(root: Path, dataset: Dataset) -> Splits:
+    """A `Dataset` loader: Nielsen's mnist.pkl.gz in `root`."""
+    return load_mnist_pkl(root / dataset.files[0].name)
+
+
+_SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
+
+
+def _idx_files(*md5s: str) -> tuple[DataFile, ...]:
+    return tuple(DataFile(n, md5, size) for n, md5, size in zip(FILES, md5s, _SIZES, strict=True))
+
+
+MNIST = Dataset(
+    name="mnist",
+    files=_idx_files(
+        "6bbc9ace898e44ae57da46a324031adb",
+        "a25bea736e30d166cdddb491f175f624",
+        "2646ac647ad5339dbf082846283269ea",
+        "27ae3e4e09519cfbb04c329615203637",
+    ),
+    load=load_idx_splits,
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+)
+MNIST_PKL = Dataset(
+    name="mnist_pkl",
+    files=(DataFile(PKL_FILE),),
+    load=_load_pkl_splits,
+    note=f"put Nielsen's {PKL_FILE} (from his neural-networks-and-deep-learning repository) there",
+)
+FASHION_MNIST = Dataset(
+    name="fashion_mnist",
+    files=_idx_files(
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "9018921c3c673c538a1fc5bad174d6f9",
+        "8181f5470baa50b63fa0f6fddb340f0a",
+        "15d484375f8d13e6eb1aabb0c3f46965",
+    ),
+    load=load_idx_splits,
+    env_var="FNBACKPROP_FASHION_DATA",
+    system_dirs=(SYSTEM_FASHION_DIR,),
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+)
+
+
+def _as_dataset(obj) -> Dataset:
+    if not isinstance(obj, Dataset):
+        raise FnbackpropError(
+            f"a data set is a name, 'package.module:NAME' or an fnbackprop.data.Dataset record, "
+            f"not {type(obj).__name__}"
+        )
+    return obj
+
+
+#: Every data set by name; `DATASETS.register(Dataset(...))` adds one.
+DATASETS: Registry[Dataset] = Registry("dataset", _as_dataset, (MNIST, MNIST_PKL, FASHION_MNIST))
+
+
 # --- where the data live, downloading and verifying ---------------------------------------------
 
 
-def _check_dataset(dataset: str, allowed: Sequence[str] = DATASETS) -> None:
-    if dataset not in allowed:
-        raise DataError(f"unknown dataset {dataset!r}; choose one of: {', '.join(allowed)}")
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None, dataset: str) -> Path:
-    """The folder for `dataset`: explicit `data_dir` > env var > system copy > user cache."""
-    _check_dataset(dataset)
+def resolve_data_dir(data_dir: str | os.PathLike | None, dataset: str | Dataset) -> Path:
+    """The folder for `dataset`: explicit `data_dir` > its env var > system copy > user cache."""
+    ds = DATASETS.get(dataset)
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    if from_env := os.environ.get(ENV_VARS[dataset]):
+    if from_env := os.environ.get(ds.env_var):
         return Path(from_env).expanduser()
-    if dataset == "fashion-mnist" and SYSTEM_FASHION_DIR.is_dir():
-        return SYSTEM_FASHION_DIR
+    for folder in ds.system_dirs:
+        if folder.is_dir():
+            return folder
     cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(cache).expanduser() / "fnbackprop" / dataset
+    return Path(cache).expanduser() / "fnbackprop" / ds.name
 
 
-def _where_to_put(dataset: str, root: Path) -> str:
+def _where_to_put(ds: Dataset, root: Path) -> str:
+    names = ", ".join(ds.file_names)
     return (
-        f"put the four files ({', '.join(FILES)}) in {root} by hand, "
-        f"or point {ENV_VARS[dataset]} or --data-dir at a folder that holds them"
+        f"put {names} in {root} by hand, or point {ds.env_var} or --data-dir at a folder that "
+        "holds them"
     )
 
 
-def _check_file(path: Path, expected: _Expected) -> str | None:
+def _check_file(path: Path, expected: DataFile) -> str | None:
     """Why the .gz at `path` does not decompress to the expected content, or None if it does."""
     if not path.is_file():
         return "missing"
@@ -403,45 +474,52 @@ def _check_file(path: Path, expected: _Expected) -> str | None:
     return None
 
 
-def verify(dataset: str, data_dir: str | os.PathLike | None = None) -> list[FileCheck]:
-    """Check that each file of `dataset` is present and holds the official content."""
-    _check_dataset(dataset)
-    root = resolve_data_dir(data_dir, dataset)
-    if dataset == "mnist-pkl":  # no official checksum: check that it loads and has the structure
-        path = root / PKL_FILE
+def verify(dataset: str | Dataset, data_dir: str | os.PathLike | None = None) -> list[FileCheck]:
+    """Check that each file of `dataset` is present and holds the official content.
+
+    A data set without official checksums is checked by loading it.
+    """
+    ds = DATASETS.get(dataset)
+    root = resolve_data_dir(data_dir, ds)
+    if any(f.md5 is None for f in ds.files):
         try:
-            load_mnist_pkl(path)
+            ds.load(root, ds)
         except DataError as err:
-            return [FileCheck(path, False, str(err))]
-        return [FileCheck(path, True, "ok (loads as three splits; no official checksum)")]
-    checks = [(root / f, _check_file(root / f, e)) for f, e in EXPECTED[dataset].items()]
+            return [FileCheck(root / ds.files[0].name, False, str(err))]
+        return [
+            FileCheck(root / f.name, True, "ok (loads as three splits; no official checksum)")
+            for f in ds.files
+        ]
+    checks = [(root / f.name, _check_file(root / f.name, f)) for f in ds.files]
     return [FileCheck(path, reason is None, reason or "ok") for path, reason in checks]
 
 
 def download(
-    dataset: str,
+    dataset: str | Dataset,
     dest_dir: str | os.PathLike,
     *,
     mirrors: Sequence[str] | None = None,
     progress: bool = True,
     timeout: float = 30,
 ) -> list[Path]:
-    """Fetch the four .gz files of `dataset` into `dest_dir`, verified; return their paths.
+    """Fetch the files of `dataset` into `dest_dir`, verified; return their paths.
 
     Files already present with the official content are kept. Each missing file is tried from
     each mirror in turn; a file that fails verification is deleted before the next mirror.
     """
-    _check_dataset(dataset, tuple(MIRRORS))
+    ds = DATASETS.get(dataset)
     root = Path(dest_dir)
+    if not ds.mirrors and mirrors is None:
+        raise DataError(f"{ds.name} is never downloaded: {ds.note} (in {root})")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create data folder {root} ({_one_line(err)})") from None
-    mirrors = MIRRORS[dataset] if mirrors is None else tuple(mirrors)
-    for name, expected in EXPECTED[dataset].items():
-        if _check_file(root / name, expected) is not None:
-            _fetch_from_mirrors(dataset, name, expected, root, mirrors, progress, timeout)
-    return [root / name for name in FILES]
+    mirrors = ds.mirrors if mirrors is None else tuple(mirrors)
+    for expected in ds.files:
+        if _check_file(root / expected.name, expected) is not None:
+            _fetch_from_mirrors(ds, expected, root, mirrors, progress, timeout)
+    return [root / name for name in ds.file_names]
 
 
 _BAR_STYLE = {"unit": "B", "unit_scale": True, "leave": False}
@@ -452,15 +530,15 @@ class _MirrorFailed(Exception):
 
 
 def _fetch_from_mirrors(
-    dataset: str,
-    name: str,
-    expected: _Expected,
+    ds: Dataset,
+    expected: DataFile,
     root: Path,
     mirrors: Sequence[str],
     progress: bool,
     timeout: float,
 ) -> None:
     failures = []
+    name = expected.name
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
@@ -473,11 +551,11 @@ def _fetch_from_mirrors(
             failures.append(f"{url}: {err}")
         except OSError as err:  # the folder, not the mirror: no point trying another
             raise DataError(
-                f"cannot write {root / name} ({_one_line(err)}); {_where_to_put(dataset, root)}"
+                f"cannot write {root / name} ({_one_line(err)}); {_where_to_put(ds, root)}"
             ) from None
     raise DataError(
-        f"could not download {name} for {dataset} ({'; '.join(failures) or 'no mirrors'}); "
-        f"{_where_to_put(dataset, root)}"
+        f"could not download {name} for {ds.name} ({'; '.join(failures) or 'no mirrors'}); "
+        f"{_where_to_put(ds, root)}"
     )
 
 
@@ -507,31 +585,29 @@ def _fetch(url: str, out: BinaryIO, progress: bool, timeout: float) -> None:
 
 
 def load_dataset(
-    dataset: str,
+    dataset: str | Dataset,
     data_dir: str | os.PathLike | None = None,
     *,
     download: bool = True,
     progress: bool = True,
 ) -> Splits:
     """Find (downloading if allowed and needed) and load `dataset` as the book's three splits."""
-    _check_dataset(dataset)
-    root = resolve_data_dir(data_dir, dataset)
-    if dataset == "mnist-pkl":
-        if not (root / PKL_FILE).is_file():
-            raise DataError(
-                f"{root / PKL_FILE} not found (it is never downloaded): put Nielsen's {PKL_FILE} "
-                f"in {root}, or point {ENV_VARS[dataset]} or --data-dir at its folder"
-            )
-        return load_mnist_pkl(root / PKL_FILE)
-    missing = [name for name in FILES if not (root / name).is_file()]
+    ds = DATASETS.get(dataset)
+    root = resolve_data_dir(data_dir, ds)
+    missing = [name for name in ds.file_names if not (root / name).is_file()]
+    if missing and not ds.mirrors:
+        raise DataError(
+            f"{root / missing[0]} not found ({ds.name} is never downloaded): {ds.note}, "
+            f"or point {ds.env_var} or --data-dir at its folder"
+        )
     if missing and not download:
         raise DataError(
-            f"{dataset}: {', '.join(missing)} not found in {root}; run "
-            f"`fnbackprop data download`, or {_where_to_put(dataset, root)}"
+            f"{ds.name}: {', '.join(missing)} not found in {root}; run "
+            f"`fnbackprop data download --dataset {ds.name}`, or {_where_to_put(ds, root)}"
         )
     if missing:
-        _download(dataset, root, progress=progress)
-    return load_mnist_idx(root, dataset=dataset)
+        _download(ds, root, progress=progress)
+    return ds.load(root, ds)
 
 
 _download = download  # `load_dataset`'s `download` flag shadows the function inside it

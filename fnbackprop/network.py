@@ -6,11 +6,13 @@ A network is split in two, as in Gordon's notes, where the net computes f_N p x:
 - `params`, a plain pytree: a tuple with one `(w, b)` pair per layer l = 2, …, L, `w` of shape
   (n_out, n_in) and `b` of shape (n_out,), the book's orientation, a^l = σ(w^l a^{l−1} + b^l).
 
-Arrays follow the book's convention that the neuron axis comes first: x is (n_in,) for one
-example, or (n_in, m) for m examples stored as the columns of a matrix.
+One layout for every public function: one example is a vector x of shape (n_in,); several are
+the rows of X, shape (m, n_in), and every result keeps one row per example. Each function here is
+written for one example, as in the book, and mapped over the rows with `jax.vmap`. (The book's
+matrix X = [x₁ … x_m], with the examples as columns, lives inside `backprop_batch`.)
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -22,26 +24,52 @@ from . import activations as _activations
 from . import costs as _costs
 from .activations import Activation, Neuronwise
 from .costs import Cost
-from .errors import FnbackpropError, ShapeError
+from .errors import FnbackpropError
+from .registry import Registry
+from .validation import check_inputs
 
 __all__ = [
-    "INIT_SCHEMES",
+    "INITS",
     "Network",
     "Params",
-    "check_columns",
-    "check_example",
-    "check_params",
     "cost",
     "feedforward",
     "forward_pass",
     "layer",
+    "over_rows",
     "weighted_input",
 ]
 
 Params = tuple[tuple[Float[Array, "n_out n_in"], Float[Array, " n_out"]], ...]
 
-#: "normal": w, b ~ N(0, 1) as in chapter 1; "scaled": w ~ N(0, 1/n_in), b ~ N(0, 1) (chapter 3).
-INIT_SCHEMES = ("normal", "scaled")
+
+def normal_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+    """w, b ~ N(0, 1), every weight and bias (chapter 1)."""
+    kw, kb = jax.random.split(key)
+    return jax.random.normal(kw, (n_out, n_in), dtype), jax.random.normal(kb, (n_out,), dtype)
+
+
+def scaled_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+    """w ~ N(0, 1/n_in), b ~ N(0, 1) (chapter 3's initialization)."""
+    w, b = normal_init(key, n_out, n_in, dtype)
+    return w / jnp.sqrt(jnp.asarray(n_in, dtype)), b
+
+
+def _as_init(obj) -> Callable:
+    if not callable(obj):
+        raise FnbackpropError(
+            f"an init scheme is a function (key, n_out, n_in, dtype) -> (w, b), not {obj!r}"
+        )
+    return obj
+
+
+#: Initialization schemes by name: a function (key, n_out, n_in, dtype) -> (w, b) per layer.
+INITS: Registry[Callable] = Registry(
+    "init scheme",
+    _as_init,
+    {"normal": normal_init, "scaled": scaled_init},
+    name_of=lambda f: f.__name__,
+)
 
 
 class Network(eqx.Module):
@@ -73,7 +101,7 @@ class Network(eqx.Module):
             )
         sizes = tuple(int(n) for n in sizes)
         n_layers = len(sizes) - 1
-        if isinstance(activation, str | Activation):
+        if not isinstance(activation, list | tuple):  # one for every layer
             sigmas = (_activations.get(activation),) * n_layers
         else:
             sigmas = tuple(_activations.get(a) for a in activation)
@@ -92,7 +120,7 @@ class Network(eqx.Module):
         if not the_cost.accepts(sigmas[-1]):
             raise FnbackpropError(
                 f"the {the_cost.name} cost needs output activations in its domain: one of "
-                f"{', '.join(the_cost.output_activations)}, got {sigmas[-1].name}"
+                f"{the_cost.output_names()}, got {sigmas[-1].name}"
             )
         self.sizes = sizes
         self.activations = sigmas
@@ -109,182 +137,100 @@ class Network(eqx.Module):
         """Random parameters: a tuple of `(w, b)`, `w` (n_out, n_in), `b` (n_out,).
 
         `scheme="normal"` draws every weight and bias from N(0, 1) (chapter 1);
-        `scheme="scaled"` draws weights from N(0, 1/n_in), biases from N(0, 1).
+        `scheme="scaled"` draws weights from N(0, 1/n_in), biases from N(0, 1); any name or
+        import path in `INITS` (a function (key, n_out, n_in, dtype) -> (w, b)) works.
         """
-        if scheme not in INIT_SCHEMES:
-            raise FnbackpropError(
-                f"unknown init scheme {scheme!r}; valid schemes: {', '.join(INIT_SCHEMES)}"
-            )
-        params = []
-        for k, n_in, n_out in zip(
-            jax.random.split(key, len(self.sizes) - 1), self.sizes[:-1], self.sizes[1:], strict=True
-        ):
-            kw, kb = jax.random.split(k)
-            w = jax.random.normal(kw, (n_out, n_in), dtype)
-            if scheme == "scaled":
-                w = w / jnp.sqrt(jnp.asarray(n_in, dtype))
-            params.append((w, jax.random.normal(kb, (n_out,), dtype)))
-        return tuple(params)
+        draw = INITS.get(scheme)
+        keys = jax.random.split(key, len(self.sizes) - 1)
+        return tuple(
+            tuple(draw(k, n_out, n_in, dtype))
+            for k, n_in, n_out in zip(keys, self.sizes[:-1], self.sizes[1:], strict=True)
+        )
 
 
-def weighted_input(p, a: Float[Array, "n_in ..."]) -> Float[Array, "n_out ..."]:
-    """z^l = w^l a^{l−1} + b^l (eq. 25); with examples as columns, b is added to every column."""
+def over_rows(fn: Callable, net: "Network", params: Params, *arrays):
+    """`fn(net, params, *arrays)` for one example, or mapped over the rows of each array."""
+    if np.ndim(arrays[0]) == 1:
+        return fn(net, params, *arrays)
+    return jax.vmap(fn, in_axes=(None, None, *(0,) * len(arrays)))(net, params, *arrays)
+
+
+def weighted_input(p, a: Float[Array, "*m n_in"]) -> Float[Array, "*m n_out"]:
+    """z^l = w^l a^{l−1} + b^l (eq. 25), for one example a, or for each row of A."""
     w, b = p
-    return w @ a + b.reshape(b.shape + (1,) * (a.ndim - 1))
+
+    def z(a):
+        return w @ a + b
+
+    return z(a) if np.ndim(a) == 1 else jax.vmap(z)(a)
 
 
-def layer(p, sigma: Activation):
-    """Gordon's curried layer map: `layer(p, σ)` is the function a ↦ σ(w a + b)."""
-    return lambda a: sigma(weighted_input(p, a))
+def layer(p, sigma: Activation) -> Callable:
+    """Gordon's curried layer map: `layer(p, σ)` is the function a ↦ σ(w a + b).
+
+    a is one example (n_in,) or rows (m, n_in); σ sees one example at a time.
+    """
+    sigma = _activations.get(sigma)
+
+    def f(a):
+        z = weighted_input(p, a)
+        return sigma(z) if np.ndim(z) == 1 else jax.vmap(sigma)(z)
+
+    return f
 
 
-def feedforward(net: Network, params: Params, x: Float[Array, "n_in ..."]) -> Float[Array, "..."]:
-    """The network's output a^L = f_L(p_L)(… f_2(p_2)(x)) (eq. 25 applied layer by layer)."""
-    check_columns(net, params, x)
-    a = x
-    for p, sigma in zip(params, net.activations, strict=True):
-        a = layer(p, sigma)(a)
-    return a
+def feedforward(
+    net: Network, params: Params, x: Float[Array, "*m n_in"]
+) -> Float[Array, "*m n_out"]:
+    """The network's output a^L = f_L(p_L)(… f_2(p_2)(x)) (eq. 25 applied layer by layer).
+
+    x is one example (n_in,) → (n_out,), or the rows of X (m, n_in) → (m, n_out).
+    """
+    check_inputs(net, params, x)
+    return over_rows(_feedforward, net, params, x)
 
 
-def forward_pass(net: Network, params: Params, x: Float[Array, "n_in ..."]):
+def _feedforward(net: Network, params: Params, x):
+    return _forward_pass(net, params, x)[1][-1]
+
+
+def forward_pass(net: Network, params: Params, x: Float[Array, "*m n_in"]):
     """Feedforward that keeps every weighted input and activation.
 
     Returns `(weighted_inputs, activations)`: `weighted_inputs[i]` is z^{i+2} and
     `activations[i]` is a^{i+1}, so `activations[0]` is the input x and `activations[-1]` the
-    output a^L; there is one more activation than weighted inputs.
+    output a^L; there is one more activation than weighted inputs. For rows X (m, n_in) each
+    z^l and a^l is (m, n_l), one row per example.
     """
-    check_columns(net, params, x)
-    return _forward_pass(net, params, x)
+    check_inputs(net, params, x)
+    return over_rows(_forward_pass, net, params, x)
 
 
 def _forward_pass(net: Network, params: Params, x):
+    """z^l and a^l for one example x (n_in,), or, inside `backprop_batch`, for the columns of
+    the book's matrix X (n_in, m) — every σ acts on axis 0, the neuron axis."""
     weighted_inputs, activations = [], [x]
-    for p, sigma in zip(params, net.activations, strict=True):
-        z = weighted_input(p, activations[-1])
+    for (w, b), sigma in zip(params, net.activations, strict=True):
+        a = activations[-1]
+        z = w @ a + b.reshape(b.shape + (1,) * (a.ndim - 1))
         weighted_inputs.append(z)
         activations.append(sigma(z))
     return tuple(weighted_inputs), tuple(activations)
 
 
 def cost(
-    net: Network, params: Params, x: Float[Array, "n_in ..."], y: Float[Array, "n_out ..."]
+    net: Network, params: Params, x: Float[Array, "*m n_in"], y: Float[Array, "*m n_out"]
 ) -> Float[Array, ""]:
-    """C_x for one example; for examples as columns, the average C = (1/n) Σ_x C_x (eq. 26).
+    """C_x for one example; for the rows of X and Y, the average C = (1/m) Σ_x C_x (eq. 26).
 
     Computed from the output weighted input z^L, so cross-entropy and log-likelihood stay finite
     when the output neurons saturate.
     """
-    check_columns(net, params, x, y)
+    check_inputs(net, params, x, y)
+    return jnp.mean(over_rows(_example_cost, net, params, x, y))
+
+
+def _example_cost(net: Network, params: Params, x, y):
+    """C_x of one example (or, for the book's columns, one C_x per column)."""
     weighted_inputs, _ = _forward_pass(net, params, x)
-    return jnp.mean(net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y))
-
-
-def _shape(x) -> tuple[int, ...]:
-    return tuple(int(d) for d in np.shape(x))
-
-
-def check_params(net: Network, params: Params) -> None:
-    """Raise `ShapeError` unless `params` are `(w, b)` pairs matching `net.sizes`."""
-    expected = len(net.sizes) - 1
-    if not isinstance(params, tuple | list) or len(params) != expected:
-        got = len(params) if isinstance(params, tuple | list) else type(params).__name__
-        raise ShapeError(
-            f"params must be {expected} (w, b) pairs for sizes {list(net.sizes)}, got {got}"
-        )
-    for l, (p, n_in, n_out) in enumerate(
-        zip(params, net.sizes[:-1], net.sizes[1:], strict=True), start=2
-    ):
-        if not isinstance(p, tuple | list) or len(p) != 2:
-            raise ShapeError(f"params for layer {l} must be a (w, b) pair")
-        w, b = p
-        for name, arr, shape in (("w", w, (n_out, n_in)), ("b", b, (n_out,))):
-            if _shape(arr) != shape:
-                raise ShapeError(
-                    f"{name} of layer {l} has shape {_shape(arr)}, expected {shape} "
-                    f"for sizes {list(net.sizes)}"
-                )
-            if not jnp.issubdtype(jnp.result_type(arr), jnp.floating):
-                raise ShapeError(
-                    f"{name} of layer {l} has dtype {jnp.result_type(arr)}, expected a float"
-                )
-
-
-def check_example(net: Network, params: Params, x, y=None, *, batch: bool = False) -> None:
-    """Raise `ShapeError` unless x (and y) fit the network.
-
-    With `batch=False`, x is one example (n_in,) and y is (n_out,); with `batch=True`, X is
-    (m, n_in) and Y is (m, n_out), one example per row, m ≥ 1. Concrete inputs (not traced
-    under jit) are also checked to be finite.
-    """
-    check_params(net, params)
-    n_in, n_out = net.sizes[0], net.sizes[-1]
-    for name, arr, n in (("x", x, n_in), ("y", y, n_out)):
-        if arr is None:
-            continue
-        label = name.upper() if batch else name
-        _check_is_array(label, arr)
-        shape = _shape(arr)
-        if batch:
-            if len(shape) != 2 or shape[1] != n:
-                raise ShapeError(
-                    f"{label} has shape {shape}, expected (m, {n}): one example per row "
-                    f"for sizes {list(net.sizes)}"
-                )
-            if shape[0] == 0:
-                raise ShapeError(f"{label} is an empty batch: it needs at least one example")
-        elif shape != (n,):
-            hint = " (for a batch use backprop_batch)" if len(shape) == 2 else ""
-            raise ShapeError(
-                f"{label} has shape {shape}, expected ({n},) for sizes {list(net.sizes)}{hint}"
-            )
-        hint = " (one-hot encode labels with fnbackprop.data.one_hot)" if name == "y" else ""
-        _check_values(label, arr, hint)
-    if x is not None and y is not None and batch and _shape(x)[0] != _shape(y)[0]:
-        raise ShapeError(
-            f"X has {_shape(x)[0]} examples but Y has {_shape(y)[0]}: they must match row for row"
-        )
-
-
-def check_columns(net: Network, params: Params, x, y=None) -> None:
-    """Raise `ShapeError` unless x (and y) fit the network as `feedforward` and `cost` take them.
-
-    x is one example (n_in,) or examples as columns (n_in, m); y, if given, is (n_out,) or
-    (n_out, m) to match. Shapes are static, so under jit this runs once, at trace time; concrete
-    inputs are also checked to be finite.
-    """
-    check_params(net, params)
-    n_in, n_out = net.sizes[0], net.sizes[-1]
-    _check_is_array("x", x)
-    x_shape = _shape(x)
-    if not x_shape or x_shape[0] != n_in:
-        hint = " (examples go in columns: pass X.T)" if x_shape[-1:] == (n_in,) else ""
-        raise ShapeError(
-            f"x has shape {x_shape}, expected ({n_in},) or ({n_in}, m): one example or examples "
-            f"as columns, for sizes {list(net.sizes)}{hint}"
-        )
-    if 0 in x_shape:
-        raise ShapeError(f"x has shape {x_shape}: it needs at least one example")
-    if y is not None:
-        _check_is_array("y", y)
-    if y is not None and _shape(y) != (n_out, *x_shape[1:]):
-        raise ShapeError(
-            f"y has shape {_shape(y)}, expected {(n_out, *x_shape[1:])} to match x of shape "
-            f"{x_shape} for sizes {list(net.sizes)}"
-        )
-    for name, arr in (("x", x), ("y", y)):
-        if arr is not None:
-            _check_values(name, arr)
-
-
-def _check_is_array(label: str, arr) -> None:
-    if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
-        raise ShapeError(f"{label} must be an array (jax or numpy), got {type(arr).__name__}")
-
-
-def _check_values(label: str, arr, hint: str = "") -> None:
-    """A float array, and finite when concrete: NaN checks never run on tracers."""
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        raise ShapeError(f"{label} has dtype {arr.dtype}, expected a float{hint}")
-    if not isinstance(arr, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(arr))):
-        raise ShapeError(f"{label} contains NaN or Inf")
+    return net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y)

@@ -1,7 +1,9 @@
 """Independent ways to compute the same gradient, to check the hand-written backprop against.
 
-- `autodiff_grad`: `jax.grad` of the cost, the reference every test compares with;
-- `finite_difference_grad`: eq. 46, one extra cost evaluation per parameter (forward or central);
+- `autodiff_grad`: `jax.grad` of the cost, the reference every test compares with (one example
+  x (n_in,), or the mean over the rows of X (m, n_in));
+- `finite_difference_grad`: eq. 46, one extra cost evaluation per parameter (forward or central),
+  for one example or the rows of X alike;
 - `alternate_presentation_grad`: eqs. 33–35, δ^l = Σ′(z^l)(w^{l+1})ᵀ … Σ′(z^L) ∇_a C with every
   Σ′ an explicit square matrix and the whole product formed for each layer;
 - `path_sum_grad`: eq. 53, the sum over every path from a weight to the cost of the product of
@@ -18,12 +20,12 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .errors import FnbackpropError
-from .network import Network, Params, check_example, cost, forward_pass
+from .network import Network, Params, cost, forward_pass
+from .validation import check_inputs
 
 __all__ = [
     "alternate_presentation_grad",
     "autodiff_grad",
-    "autodiff_grad_batch",
     "count_paths",
     "finite_difference_grad",
     "path_sum_grad",
@@ -32,37 +34,32 @@ __all__ = [
 
 
 def autodiff_grad(
-    net: Network, params: Params, x: Float[Array, " n_in"], y: Float[Array, " n_out"]
+    net: Network, params: Params, x: Float[Array, "*m n_in"], y: Float[Array, "*m n_out"]
 ) -> Params:
-    """∇C_x by `jax.grad` of the cost, shaped like `params`."""
-    check_example(net, params, x, y)
+    """∇C by `jax.grad` of the cost, shaped like `params`: of C_x for one example x (n_in,), of
+    the mean cost over the rows of X (m, n_in) for a mini-batch."""
+    check_inputs(net, params, x, y)
     return jax.grad(cost, argnums=1)(net, params, x, y)
-
-
-def autodiff_grad_batch(
-    net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
-) -> Params:
-    """The gradient of the mean cost over a mini-batch (one example per row), by `jax.grad`."""
-    check_example(net, params, X, Y, batch=True)
-    return jax.grad(cost, argnums=1)(net, params, X.T, Y.T)
 
 
 def finite_difference_grad(
     net: Network,
     params: Params,
-    x: Float[Array, " n_in"],
-    y: Float[Array, " n_out"],
+    x: Float[Array, "*m n_in"],
+    y: Float[Array, "*m n_out"],
     eps: float | None = None,
     *,
     central: bool = False,
 ) -> Params:
     """∂C/∂w_j ≈ (C(w + ε e_j) − C(w)) / ε for every weight and bias (eq. 46).
 
+    C is C_x for one example x (n_in,), or the mean cost over the rows of X (m, n_in).
+
     One forward pass per parameter, plus one for C(w): the cost the book warns about. With
     `central=True`, (C(w + ε e_j) − C(w − ε e_j)) / 2ε: twice the passes, error O(ε²) not O(ε).
     The default ε is near-optimal for the dtype: ε_mach^{1/2} forward, ε_mach^{1/3} central.
     """
-    check_example(net, params, x, y)
+    check_inputs(net, params, x, y)
     flat, unravel = ravel_pytree(params)
     if eps is None:
         eps = float(jnp.finfo(flat.dtype).eps) ** (1 / 3 if central else 1 / 2)
@@ -98,7 +95,7 @@ def alternate_presentation_grad(
     δ^l = Σ′(z^l) (w^{l+1})ᵀ Σ′(z^{l+1}) … (w^L)ᵀ Σ′(z^L) ∇_a C, with dense Σ′ matrices:
     the form that is easy to read and slow to compute.
     """
-    check_example(net, params, x, y)
+    check_inputs(net, params, x, y, one_example=True)
     weighted_inputs, activations = forward_pass(net, params, x)
     nabla_a = net.cost.gradient(activations[-1], y)
     sigma_primes = [
@@ -140,7 +137,7 @@ def path_sum_grad(
     explicitly in Python, in float64; the cost of doing so is the point of the exercise.
     Raises `FnbackpropError` if some weight has more than `max_paths` paths.
     """
-    check_example(net, params, x, y)
+    check_inputs(net, params, x, y, one_example=True)
     weighted_inputs, activations = forward_pass(net, params, x)
     as_np = lambda t: np.asarray(t, dtype=np.float64)  # noqa: E731
     acts = [as_np(a) for a in activations]

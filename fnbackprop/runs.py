@@ -22,12 +22,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from tqdm import tqdm
 
 from . import checkpoint, sharding
 from ._io import atomic_file, write_text_atomic
 from .config import Config, build_network, dumps, load, parse
-from .data import Splits, load_dataset, one_hot
+from .data import DATASETS, Splits, load_dataset, one_hot
 from .errors import ConfigError, FnbackpropError
 from .network import Network, Params
 from .training import DivergenceError, TrainState, fit, make_optimizer
@@ -76,17 +77,16 @@ def prepare_data(
     `$FNBACKPROP_DATA` or the user cache (downloading there if needed).
     """
     dtype = _dtype(config)
-    splits = load_dataset(
-        config.data.dataset, data_dir or config.data.dir or None, progress=progress
-    )
-    n = min(config.data.train_size, len(splits.train.labels))
-    n_out = config.network.sizes[-1]
-    n_in = splits.train.images.shape[1]
-    if config.network.sizes[0] != n_in or n_out < 10:
+    dataset = DATASETS.get(config.data.dataset)
+    sizes = config.network.sizes
+    if sizes[0] != dataset.inputs or sizes[-1] < dataset.classes:
         raise ConfigError(
-            f"network.sizes = {list(config.network.sizes)} does not fit {config.data.dataset}: "
-            f"it needs {n_in} inputs and at least 10 outputs"
+            f"network.sizes = {list(sizes)} does not fit {dataset.name}: it needs "
+            f"{dataset.inputs} inputs and at least {dataset.classes} outputs"
         )
+    splits = load_dataset(dataset, data_dir or config.data.dir or None, progress=progress)
+    n = min(config.data.train_size, len(splits.train.labels))
+    n_out = sizes[-1]
     train = (
         jnp.asarray(splits.train.images[:n], dtype),
         jnp.asarray(one_hot(splits.train.labels[:n], n_out), dtype),
@@ -130,6 +130,31 @@ def run_training(
         )
     if out is not None and jax.process_index() == 0:
         _prepare_folder(out, config, fresh=not resume)
+    run = _start(config, data_dir, progress)
+    metrics: list[dict] = []
+    if resume:
+        run, metrics = _resume(run, out)
+    if jax.process_index() > 0:  # several processes: process 0 alone writes the run's files
+        out = None
+    if out is not None:
+        _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
+    state = _train(config, run, metrics, out, progress, echo)
+    return RunResult(run.net, state.params, metrics)
+
+
+class _Run(NamedTuple):
+    """What a run is made of before its first epoch."""
+
+    net: Network
+    state: TrainState
+    key: jax.Array  # the training key; epoch e shuffles with fold_in(key, e)
+    optimizer: optax.GradientTransformation
+    train: tuple
+    evaluation: dict
+
+
+def _start(config: Config, data_dir, progress: bool) -> _Run:
+    """The network, optimizer, initial state and keys, and the data on the device(s)."""
     dtype = _dtype(config)
     net = build_network(config)
     t = config.training
@@ -143,35 +168,40 @@ def run_training(
     )
     params = net.init(key_init, config.network.init, dtype)
     state = TrainState(params, optimizer.init(params), 0)
-    metrics: list[dict] = []
-    if resume:
-        state, key_train, header = checkpoint.load(out / CHECKPOINT, net, state)
-        metrics = list(header["metrics"])
-    if jax.process_index() > 0:  # several processes: process 0 alone writes the run's files
-        out = None
-    if out is not None:
-        _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
+    return _Run(net, state, key_train, optimizer, train, evaluation)
 
+
+def _resume(run: _Run, out: Path) -> tuple[_Run, list[dict]]:
+    """The run as its checkpoint in `out` left it, and the metrics of its epochs."""
+    state, key, header = checkpoint.load(out / CHECKPOINT, run.net, run.state)
+    return run._replace(state=state, key=key), list(header["metrics"])
+
+
+def _train(config: Config, run: _Run, metrics: list[dict], out, progress: bool, echo):
+    """The epochs: each one's metrics appended, its files written, its line printed."""
+    t = config.training
+    state = run.state
     bar = tqdm(
         total=t.epochs, initial=state.epoch, desc="epochs", unit="epoch", disable=not progress
     )
     try:
-        for state, epoch_metrics in fit(  # noqa: B020 (each epoch's state replaces the last)
-            net,
-            state,
-            train,
-            evaluation,
+        for epoch_state, epoch_metrics in fit(
+            run.net,
+            run.state,
+            run.train,
+            run.evaluation,
             epochs=t.epochs,
             mini_batch_size=t.mini_batch_size,
-            optimizer=optimizer,
+            optimizer=run.optimizer,
             gradient=t.gradient,
-            key=key_train,
+            key=run.key,
             devices=t.devices,
         ):
+            state = epoch_state
             metrics.append(epoch_metrics)
             if out is not None:
                 _write_metrics(out, metrics)
-                checkpoint.save(out / CHECKPOINT, net, state, key_train, metrics)
+                checkpoint.save(out / CHECKPOINT, run.net, state, run.key, metrics)
             if progress:
                 bar.write(book_line(epoch_metrics))
             elif echo is not None:
@@ -188,7 +218,7 @@ def run_training(
         bar.close()
     if out is not None and metrics:
         plot_learning_curve(metrics, out / CURVE, title=_title(config))
-    return RunResult(net, state.params, metrics)
+    return state
 
 
 def load_run(run: "str | os.PathLike") -> tuple[Config, Network, Params, dict]:

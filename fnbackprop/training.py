@@ -6,16 +6,23 @@ jitted call, a `jax.lax.scan` over the mini-batches. With plain SGD the update i
 
     w → w − (η/m) Σ_x ∇C_x,    b → b − (η/m) Σ_x ∇C_x   (eqs. 20, 21)
 
-fed by the mean gradient of the chosen method:
+fed by the mean gradient of the chosen method (`GRADIENTS`, a name or any function
+`(net, params, X, Y) -> grads`):
 
 - "backprop": the hand-written per-example `backprop`, vmapped over the mini-batch;
 - "backprop_batch": the fully matrix-based form;
-- "autodiff": `jax.grad` of the mean cost.
+- "autodiff": `jax.grad` of the mean cost;
+- "backprop_vjp": `jax.grad` of `cost_with_backprop(net)`, the hand-written pass as JAX's rule.
 
-The update is an optax transformation: "sgd", "momentum" or "adam", with L2 weight decay on the
-weights only (not the biases) when λ > 0, as in chapter 3: w → (1 − ηλ/n) w − (η/m) Σ_x ∇C_x.
+The update is an optax transformation (`OPTIMIZERS`: "sgd", "momentum", "adam", or any function
+`learning_rate -> optax.GradientTransformation` by import path, e.g. "optax:rmsprop"), with L2
+weight decay on the weights only (not the biases) when λ > 0, as in chapter 3:
+w → (1 − ηλ/n) w − (η/m) Σ_x ∇C_x.
+
+Examples are rows throughout: X (n, n_in), one-hot Y (n, n_out), integer labels (n,).
 """
 
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -26,14 +33,16 @@ import numpy as np
 import optax
 
 from . import sharding
-from .backprop import backprop_batch, backprop_vmap
-from .config import GRADIENTS, OPTIMIZERS
+from .backward import backprop_batch, backprop_vmap, cost_with_backprop
 from .errors import FnbackpropError, ShapeError
-from .network import Network, Params, check_example, cost, feedforward
-from .references import autodiff_grad_batch
+from .network import Network, Params, cost, feedforward
+from .references import autodiff_grad
+from .registry import Registry
+from .validation import check_inputs, check_labels, check_mini_batch_size
 
 __all__ = [
-    "GRADIENT_FUNCTIONS",
+    "GRADIENTS",
+    "OPTIMIZERS",
     "DivergenceError",
     "TrainState",
     "evaluate",
@@ -49,12 +58,64 @@ __all__ = [
 #: one mini-batch that hand-off cost more than the SGD step itself (see benchmarks/README.md).
 GATHER_SIZE = 1024
 
-GRADIENT_FUNCTIONS: dict[str, Callable] = {
-    "backprop": backprop_vmap,
-    "backprop_batch": backprop_batch,
-    "autodiff": autodiff_grad_batch,
-}
-assert tuple(GRADIENT_FUNCTIONS) == GRADIENTS
+
+def backprop_vjp(net: Network, params: Params, X, Y) -> Params:
+    """`jax.grad` of `cost_with_backprop(net)`: the hand-written pass, called by JAX's grad."""
+    return jax.grad(cost_with_backprop(net))(params, X, Y)
+
+
+def _as_gradient(obj) -> Callable:
+    if not callable(obj):
+        raise FnbackpropError(
+            f"a gradient method is a function (net, params, X, Y) -> mean gradient, not {obj!r}"
+        )
+    return obj
+
+
+def _as_optimizer(obj) -> Callable:
+    if not callable(obj):
+        raise FnbackpropError(
+            "an optimizer is a function learning_rate -> optax.GradientTransformation "
+            f"(e.g. optax.sgd), not {obj!r}"
+        )
+    return obj
+
+
+def sgd(learning_rate: float) -> optax.GradientTransformation:
+    """w → w − η ∇C: the book's rule."""
+    return optax.sgd(learning_rate)
+
+
+def momentum(learning_rate: float, momentum: float = 0.9) -> optax.GradientTransformation:
+    """Momentum SGD (chapter 3): v → μv − η∇C, w → w + v."""
+    return optax.sgd(learning_rate, momentum=momentum)
+
+
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """Adam."""
+    return optax.adam(learning_rate)
+
+
+#: Mean-gradient methods by name: functions (net, params, X, Y) -> grads shaped like params.
+GRADIENTS: Registry[Callable] = Registry(
+    "gradient method",
+    _as_gradient,
+    {
+        "backprop": backprop_vmap,
+        "backprop_batch": backprop_batch,
+        "autodiff": autodiff_grad,
+        "backprop_vjp": backprop_vjp,
+    },
+    name_of=lambda f: f.__name__,
+)
+
+#: Optimizers by name: functions learning_rate -> optax.GradientTransformation.
+OPTIMIZERS: Registry[Callable] = Registry(
+    "optimizer",
+    _as_optimizer,
+    {"sgd": sgd, "momentum": momentum, "adam": adam},
+    name_of=lambda f: f.__name__,
+)
 
 
 class DivergenceError(FnbackpropError):
@@ -69,18 +130,13 @@ class TrainState(NamedTuple):
     epoch: int
 
 
-def gradient_function(name: "str | Callable") -> Callable:
-    """The mean-gradient function `(net, params, X, Y) -> grads` called `name`.
+def gradient_function(spec: "str | Callable") -> Callable:
+    """The mean-gradient function `(net, params, X, Y) -> grads` that `spec` names.
 
-    A function of that signature is returned as it is, so any gradient can drive an epoch.
+    A name in `GRADIENTS`, an import path, or a function of that signature (returned as it is),
+    so any gradient can drive an epoch.
     """
-    if callable(name):
-        return name
-    if name not in GRADIENT_FUNCTIONS:
-        raise FnbackpropError(
-            f"unknown gradient method {name!r}; valid methods: {', '.join(GRADIENT_FUNCTIONS)}"
-        )
-    return GRADIENT_FUNCTIONS[name]
+    return GRADIENTS.get(spec)
 
 
 def weights_only(params: Params):
@@ -89,25 +145,35 @@ def weights_only(params: Params):
 
 
 def make_optimizer(
-    name: str = "sgd",
+    name: "str | Callable" = "sgd",
     eta: float = 3.0,
     *,
     lmbda: float = 0.0,
     n: int = 50_000,
     momentum: float = 0.9,
 ) -> optax.GradientTransformation:
-    """The update rule: `sgd` (w → w − η ∇C), `momentum` or `adam`, plus λ/n · w on weights."""
-    if name == "sgd":
-        rule = optax.sgd(eta)
-    elif name == "momentum":
-        rule = optax.sgd(eta, momentum=momentum)
-    elif name == "adam":
-        rule = optax.adam(eta)
-    else:
-        raise FnbackpropError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
+    """The update rule `name` at learning rate η, plus λ/n · w on the weights when λ > 0.
+
+    `momentum` reaches the optimizers that take it (the built-in "momentum").
+    """
+    make = OPTIMIZERS.get(name)
+    options = {"momentum": momentum} if "momentum" in _parameters(make) else {}
+    rule = make(eta, **options)
+    if not isinstance(rule, optax.GradientTransformation):
+        raise FnbackpropError(
+            f"optimizer {name!r} returned {type(rule).__name__}, "
+            "not an optax.GradientTransformation"
+        )
     if lmbda:
         return optax.chain(optax.add_decayed_weights(lmbda / n, mask=weights_only), rule)
     return rule
+
+
+def _parameters(fn: Callable) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return ()
 
 
 def make_epoch(
@@ -131,54 +197,72 @@ def make_epoch(
     when d divides it, else every device computes it whole; either way the run equals the
     one-device run.
     """
-    mean_gradient = gradient_function(gradient)
-    m = mini_batch_size
-    d = devices
+    m, d = mini_batch_size, devices
     sharding.check_divisible(m, d)
-    mesh = sharding.data_mesh(d) if d > 1 else None
+    update = sgd_update(net, optimizer, gradient)
+    if d == 1:
+        return jax.jit(_one_device_epoch(update, m))
+    mesh = sharding.data_mesh(d)
+    return sharding.replicated_jit(_sharded_epoch(update, m, mesh), mesh)
 
-    def split(batch):  # the mini-batch's examples spread across the devices
-        return batch if mesh is None else sharding.shard_batch(batch, mesh)
+
+def sgd_update(net: Network, optimizer: optax.GradientTransformation, gradient) -> Callable:
+    """One SGD step, `(params, opt_state, X, Y) -> (params, opt_state)`: the mean gradient of the
+    mini-batch (X, Y) by `gradient`, turned into an update by the optimizer (eqs. 20, 21)."""
+    mean_gradient = gradient_function(gradient)
 
     def update(params, opt_state, X, Y):
         grads = mean_gradient(net, params, X, Y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
+    return update
+
+
+def shuffle(key, n: int, m: int) -> tuple[jax.Array, jax.Array]:
+    """A random order of the n examples cut into mini-batches: ((⌊n/m⌋, m) indices, the rest)."""
+    order = jax.random.permutation(key, n)
+    full = n // m
+    return order[: full * m].reshape(full, m), order[full * m :]
+
+
+def _one_device_epoch(update: Callable, m: int) -> Callable:
     def step(carry, batch):  # one SGD step on the examples of one mini-batch
-        X_batch, Y_batch = batch
-        return update(*carry, X_batch, Y_batch), None
+        return update(*carry, *batch), None
 
     def epoch(params, opt_state, key, X, Y):
-        n = X.shape[0]
-        order = jax.random.permutation(key, n)
-        full = n // m
-        batches = order[: full * m].reshape(full, m)
+        batches, rest = shuffle(key, X.shape[0], m)
+        full = batches.shape[0]
+        k = _batches_per_gather(full, m)
 
         def gather_and_step(carry, indices):  # k mini-batches' examples gathered at once
             return jax.lax.scan(step, carry, (X[indices], Y[indices]))[0], None
 
-        def sharded_step(carry, batch):  # each device gathers its own share of the rows
-            batch = split(batch)
-            return step(carry, (X[batch], Y[batch]))
+        carry, _ = jax.lax.scan(gather_and_step, (params, opt_state), batches.reshape(-1, k, m))
+        if rest.shape[0]:  # the book's last, smaller mini-batch
+            carry = update(*carry, X[rest], Y[rest])
+        return carry
 
-        if mesh is None:
-            k = _batches_per_gather(full, m)
-            (params, opt_state), _ = jax.lax.scan(
-                gather_and_step, (params, opt_state), batches.reshape(full // k, k, m)
-            )
-        else:
-            (params, opt_state), _ = jax.lax.scan(sharded_step, (params, opt_state), batches)
-        if n % m:
-            rest = order[full * m :]
-            if (n % m) % d == 0:  # else each device computes the whole last mini-batch
-                rest = split(rest)
-            params, opt_state = update(params, opt_state, X[rest], Y[rest])
-        return params, opt_state
+    return epoch
 
-    if mesh is None:
-        return jax.jit(epoch)
-    return sharding.replicated_jit(epoch, mesh)
+
+def _sharded_epoch(update: Callable, m: int, mesh) -> Callable:
+    d = mesh.devices.size
+
+    def epoch(params, opt_state, key, X, Y):
+        def step(carry, batch):  # each device gathers its own share of the mini-batch's rows
+            batch = sharding.shard_batch(batch, mesh)
+            return update(*carry, X[batch], Y[batch]), None
+
+        batches, rest = shuffle(key, X.shape[0], m)
+        carry, _ = jax.lax.scan(step, (params, opt_state), batches)
+        if rest.shape[0]:
+            if rest.shape[0] % d == 0:  # else each device computes the whole last mini-batch
+                rest = sharding.shard_batch(rest, mesh)
+            carry = update(*carry, X[rest], Y[rest])
+        return carry
+
+    return epoch
 
 
 def _batches_per_gather(full: int, m: int) -> int:
@@ -192,12 +276,15 @@ def _batches_per_gather(full: int, m: int) -> int:
     return k
 
 
+# -- evaluation ---------------------------------------------------------------------------------
+
+
 @jax.jit
 def _evaluate(net: Network, params: Params, X, labels):
-    outputs = feedforward(net, params, X.T)  # examples as columns
-    correct = jnp.sum(jnp.argmax(outputs, axis=0) == labels)
+    outputs = feedforward(net, params, X)  # one row per example
+    correct = jnp.sum(jnp.argmax(outputs, axis=1) == labels)
     Y = jax.nn.one_hot(labels, net.sizes[-1], dtype=X.dtype)
-    return correct, cost(net, params, X.T, Y.T)
+    return correct, cost(net, params, X, Y)
 
 
 def evaluate(net: Network, params: Params, X, labels) -> tuple[int, float]:
@@ -206,7 +293,7 @@ def evaluate(net: Network, params: Params, X, labels) -> tuple[int, float]:
     The network's answer is the index of the most active output neuron, as in the book.
     Raises `ShapeError` naming the argument if X or the labels do not fit the network.
     """
-    _check_evaluation_set(net, params, X, labels)
+    check_labels(net, params, X, labels)
     return _score(net, params, X, labels)
 
 
@@ -215,26 +302,21 @@ def _score(net: Network, params: Params, X, labels) -> tuple[int, float]:
     return int(correct), float(mean_cost)
 
 
-def _check_evaluation_set(net: Network, params: Params, X, labels, name: str = "") -> None:
-    """X (n, n_in) finite floats and labels (n,) integers in 0..n_out − 1."""
-    where = f"{name}: " if name else ""
-    try:
-        check_example(net, params, X, batch=True)
-    except ShapeError as err:
-        raise ShapeError(f"{where}{err}") from None
-    n, n_out = np.shape(X)[0], net.sizes[-1]
-    if np.shape(labels) != (n,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-        raise ShapeError(
-            f"{where}labels have shape {np.shape(labels)} {jnp.result_type(labels)}, expected "
-            f"({n},) integers: one class index per row of X (not one-hot)"
-        )
-    if not isinstance(labels, jax.core.Tracer):
-        labels = np.asarray(labels)
-        if labels.min() < 0 or labels.max() >= n_out:
-            raise ShapeError(
-                f"{where}labels must lie in 0..{n_out - 1} for {n_out} output neurons, found "
-                f"{labels.min()}..{labels.max()}"
-            )
+def score_sets(net: Network, params: Params, evaluation: dict[str, tuple]) -> dict:
+    """`{name}_correct`, `_total`, `_accuracy`, `_cost` for every evaluation set `name`."""
+    metrics: dict = {}
+    for name, (X, labels) in evaluation.items():
+        correct, mean_cost = _score(net, params, X, labels)
+        metrics |= {
+            f"{name}_correct": correct,
+            f"{name}_total": len(labels),
+            f"{name}_accuracy": correct / len(labels),
+            f"{name}_cost": mean_cost,
+        }
+    return metrics
+
+
+# -- the training loop --------------------------------------------------------------------------
 
 
 def fit(
@@ -252,14 +334,15 @@ def fit(
 ) -> Iterator[tuple[TrainState, dict]]:
     """Train from `state` up to `epochs` epochs, yielding `(state, metrics)` after each epoch.
 
-    `train` is `(X, Y)` (one-hot Y), `evaluation` maps a name ("validation", "test") to
-    `(X, labels)`. Epoch e shuffles with `fold_in(key, e)`, so a run resumed from a saved state
-    repeats exactly what an uninterrupted run would have done. With `devices` > 1 every
-    mini-batch is split across that many devices (see `make_epoch`). Raises `DivergenceError` at
-    the end of the first epoch whose cost or parameters are not finite, before yielding that state.
-    Raises `ShapeError` before the first epoch if the arrays do not fit the network.
+    `train` is `(X, Y)`, X (n, n_in) and one-hot Y (n, n_out); `evaluation` maps a name
+    ("validation", "test") to `(X, labels)`. Epoch e shuffles with `fold_in(key, e)`, so a run
+    resumed from a saved state repeats exactly what an uninterrupted run would have done. With
+    `devices` > 1 every mini-batch is split across that many devices (see `make_epoch`).
+    Raises `ShapeError` before the first epoch if the arrays do not fit the network, and
+    `DivergenceError` at the end of the first epoch whose cost or parameters are not finite,
+    before yielding that state.
     """
-    _check_fit_arguments(net, state, train, evaluation, mini_batch_size)
+    check_fit_arguments(net, state, train, evaluation, mini_batch_size)
     run_epoch = make_epoch(
         net, optimizer, gradient=gradient, mini_batch_size=mini_batch_size, devices=devices
     )
@@ -269,33 +352,30 @@ def fit(
         params, opt_state = run_epoch(
             state.params, state.opt_state, jax.random.fold_in(key, e), X, Y
         )
-        metrics: dict = {"epoch": e}
-        for name, (X_eval, labels) in evaluation.items():
-            correct, mean_cost = _score(net, params, X_eval, labels)
-            metrics |= {
-                f"{name}_correct": correct,
-                f"{name}_total": len(labels),
-                f"{name}_accuracy": correct / len(labels),
-                f"{name}_cost": mean_cost,
-            }
+        metrics = {"epoch": e, **score_sets(net, params, evaluation)}
         metrics["seconds"] = time.perf_counter() - start
-        costs = [v for k, v in metrics.items() if k.endswith("_cost")]
-        bad = [
-            what
-            for what, ok in (
-                ("the parameters", _all_finite(params)),
-                ("the optimizer state", _all_finite(opt_state)),
-                ("the cost", all(np.isfinite(costs))),
-            )
-            if not ok
-        ]
-        if bad:
-            raise DivergenceError(
-                f"training diverged in epoch {e}: {' and '.join(bad)} became NaN or infinite; "
-                "try a smaller learning rate (training.eta)"
-            )
+        check_finite(e, params, opt_state, metrics)
         state = TrainState(params, opt_state, e + 1)
         yield state, metrics
+
+
+def check_finite(epoch: int, params: Params, opt_state, metrics: dict) -> None:
+    """Raise `DivergenceError` naming what stopped being finite in `epoch`."""
+    costs = [v for k, v in metrics.items() if k.endswith("_cost")]
+    bad = [
+        what
+        for what, ok in (
+            ("the parameters", _all_finite(params)),
+            ("the optimizer state", _all_finite(opt_state)),
+            ("the cost", all(np.isfinite(costs))),
+        )
+        if not ok
+    ]
+    if bad:
+        raise DivergenceError(
+            f"training diverged in epoch {epoch}: {' and '.join(bad)} became NaN or infinite; "
+            "try a smaller learning rate (training.eta)"
+        )
 
 
 def _all_finite(tree) -> bool:
@@ -304,25 +384,21 @@ def _all_finite(tree) -> bool:
     return bool(jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])))
 
 
-def _check_fit_arguments(
+def check_fit_arguments(
     net: Network, state: TrainState, train: tuple, evaluation: dict, mini_batch_size: int
 ) -> None:
+    """The training pair, the evaluation sets and the mini-batch size fit the network."""
     if not isinstance(train, tuple | list) or len(train) != 2:
         raise ShapeError(f"train must be a pair (X, Y), got {type(train).__name__}")
     X, Y = train
     try:
-        check_example(net, state.params, X, Y, batch=True)
+        check_inputs(net, state.params, X, Y)
+        if np.ndim(X) != 2:
+            raise ShapeError(f"X has shape {np.shape(X)}, expected (n, {net.sizes[0]})")
     except ShapeError as err:
         raise ShapeError(f"train: {err}") from None
-    n = np.shape(X)[0]
-    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int | np.integer):
-        raise FnbackpropError(f"mini_batch_size must be an integer, got {mini_batch_size!r}")
-    if not 1 <= mini_batch_size <= n:
-        raise FnbackpropError(
-            f"mini_batch_size must be 1..{n} (the number of training examples), "
-            f"got {mini_batch_size}"
-        )
+    check_mini_batch_size(mini_batch_size, np.shape(X)[0])
     for name, pair in evaluation.items():
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise ShapeError(f"evaluation[{name!r}] must be a pair (X, labels)")
-        _check_evaluation_set(net, state.params, *pair, name=name)
+        check_labels(net, state.params, *pair, name=name)

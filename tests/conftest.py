@@ -5,8 +5,11 @@
   leak into the next test).
 - A persistent compilation cache in a temporary folder is shared by the session and the CLI
   subprocesses it starts.
-- `mnist_dir` / `fashion_dir` find the data, or skip with the reason; with
-  `FNBACKPROP_REQUIRE_DATA=1` (as CI sets it) a missing data set is a failure, not a skip.
+- `mnist_dir` / `fashion_dir` find the data (in the folder named by the data set's environment
+  variable, else the usual place), or skip with the reason; with `FNBACKPROP_REQUIRE_DATA=1` (as
+  CI sets it) a missing data set is a failure, not a skip.
+- Every registry (activations, costs, init schemes, gradient methods, optimizers, data sets) is
+  left after each test as the test found it, so a name one test registers is not seen by the next.
 """
 
 import os
@@ -23,12 +26,33 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from fnbackprop.data import FILES, SYSTEM_FASHION_DIR, Splits, load_mnist_idx
+from fnbackprop import activations, costs, data, network, training
+from fnbackprop.data import FASHION_MNIST, MNIST, Dataset, Splits, load_mnist_idx
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+REGISTRIES = (
+    activations.ACTIVATIONS,
+    costs.COSTS,
+    network.INITS,
+    training.GRADIENTS,
+    training.OPTIMIZERS,
+    data.DATASETS,
+)
+
+
+@pytest.fixture(autouse=True)
+def _registries_as_found():
+    """Forget, after each test, whatever it registered (or replaced) in any registry."""
+    saved = [dict(registry._registered) for registry in REGISTRIES]
+    yield
+    for registry, registered in zip(REGISTRIES, saved, strict=True):
+        registry._registered.clear()
+        registry._registered.update(registered)
 
 
 @pytest.fixture
@@ -77,9 +101,10 @@ def mutate(blob: bytes, edits) -> bytes:
     return bytes(out)
 
 
-def _data_dir(env: str, default: Path, what: str) -> Path:
+def _data_dir(dataset: Dataset, default: Path, what: str) -> Path:
+    env = dataset.env_var
     root = Path(os.environ.get(env) or default)
-    missing = [name for name in FILES if not (root / name).is_file()]
+    missing = [name for name in dataset.file_names if not (root / name).is_file()]
     if missing:
         reason = f"{what} not found: {', '.join(missing)} missing in {root} (set {env})"
         if os.environ.get("FNBACKPROP_REQUIRE_DATA") == "1":
@@ -90,12 +115,12 @@ def _data_dir(env: str, default: Path, what: str) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    return _data_dir("FNBACKPROP_DATA", REPO.parent / "shared" / "data" / "mnist", "MNIST")
+    return _data_dir(MNIST, REPO.parent / "shared" / "data" / "mnist", "MNIST")
 
 
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
-    return _data_dir("FNBACKPROP_FASHION_DATA", SYSTEM_FASHION_DIR, "Fashion-MNIST")
+    return _data_dir(FASHION_MNIST, FASHION_MNIST.system_dirs[0], "Fashion-MNIST")
 
 
 @pytest.fixture(scope="session")

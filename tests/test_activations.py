@@ -1,6 +1,7 @@
 """σ and σ′ for every activation: σ′ against jax.grad of σ, softmax's Jacobian, extremes."""
 
 import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,16 +35,58 @@ def test_registry_lists_every_activation():
         assert activations.get(name).name == name
 
 
-def test_get_accepts_spelling_variants_and_instances():
-    assert activations.get("Leaky-ReLU") is activations.get("leaky_relu")
+def test_get_takes_exact_names_instances_and_import_paths():
+    assert activations.get("leaky_relu") is activations.get("leaky_relu")
+    assert isinstance(activations.get("leaky_relu"), activations.LeakyReLU)
     sigma = activations.Tanh()
     assert activations.get(sigma) is sigma
+    assert activations.get("fnbackprop.activations:Tanh") == activations.get("tanh")
+    with pytest.raises(ValueError, match="has no 'Swish'"):
+        activations.get("fnbackprop.activations:Swish")
 
 
-@pytest.mark.parametrize("bad", ["sigmod", "", 3])
+class _Cube(activations.Activation):
+    name: ClassVar[str] = "cube"
+
+    def __call__(self, z):
+        return z**3
+
+    def prime(self, z):
+        return 3 * z**2
+
+
+def test_register_makes_a_name_usable_like_a_built_in():
+    assert "cube" not in activations.names()
+    cube = activations.register(_Cube)
+    assert activations.get("cube") is cube and activations.names()[-1] == "cube"
+    assert "cube" not in activations.ACTIVATIONS.builtin_names()
+    with pytest.raises(ValueError, match="'sigmoid' is a built-in activation"):
+        activations.register(_Cube, "sigmoid")
+    with pytest.raises(ValueError, match="'Cube' is not a valid activation name"):
+        activations.register(_Cube, "Cube")
+    with pytest.raises(ValueError, match=r"is a plain function, not an fnbackprop\.Activation"):
+        activations.register(jax.nn.swish, "swish")
+
+
+def test_a_registered_name_does_not_outlive_its_test():
+    assert "cube" not in activations.names()
+
+
+@pytest.mark.parametrize("variant", ["Leaky-ReLU", "leaky-relu", "LEAKY_RELU", " leaky_relu"])
+def test_spelling_variants_are_refused_with_the_name_they_resemble(variant):
+    with pytest.raises(ValueError, match=r"did you mean 'leaky_relu'\?.*valid names: sigmoid"):
+        activations.get(variant)
+
+
+@pytest.mark.parametrize("bad", ["sigmod", ""])
 def test_unknown_activation_names_the_valid_ones(bad):
     with pytest.raises(ValueError, match="valid names: sigmoid, tanh, linear"):
         activations.get(bad)
+
+
+def test_an_activation_that_is_no_name_says_what_an_activation_is():
+    with pytest.raises(ValueError, match=r"an activation is a name.*not int 3"):
+        activations.get(3)
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)

@@ -1,8 +1,8 @@
 """The benchmark suite keeps working: `python -m benchmarks --quick` runs and writes sane rows.
 
 Timings are not asserted (the machine is shared); the schema, the cases and the figures derived
-from them are. One property behind the timings is: the vmapped backprop compiles to the same
-XLA program as the matrix form, so it cannot be slower.
+from them are. One property behind the timings is: the vmapped backprop, and jax.grad through
+`cost_with_backprop`, compile to the same XLA program as the matrix form.
 """
 
 import importlib
@@ -54,6 +54,8 @@ class TestQuickRun:
             "evaluation",
             "epoch part",
             "gradient",
+            "vjp gradient",
+            "vjp epoch",
             "chapter-1 run",
             "one-CPU epoch",
             "sharded epoch",
@@ -75,6 +77,39 @@ class TestQuickRun:
         (run,) = [r for r in rows if r["case"] == "chapter-1 run"]
         assert 50 < run["max_rss_mb"] < 16_000
         assert run["best_test_accuracy"] > 0.3  # one epoch on 5,000 images: well above chance
+
+    def test_the_cost_with_backprop_rows(self, rows):
+        """jax.grad through `cost_with_backprop(net)` against jax.grad of `cost`, in pairs."""
+        gradients = [r for r in rows if r["case"] == "vjp gradient"]
+        epochs = [r for r in rows if r["case"] == "vjp epoch"]
+        assert {(r["method"], r["mini_batch"]) for r in gradients} == {
+            (method, m)
+            for method in suite.VJP_METHODS
+            for m in suite.QUICK.vjp_gradient_mini_batches
+        }
+        assert {(r["method"], r["mini_batch"]) for r in epochs} == {
+            (method, m) for method in suite.VJP_METHODS for m in suite.QUICK.vjp_epoch_mini_batches
+        }
+        assert set(suite.VJP_METHODS) == {"backprop_vjp", "autodiff"}
+        assert {10, 100} <= set(suite.QUICK.vjp_gradient_mini_batches)
+        assert 10 in suite.QUICK.vjp_epoch_mini_batches
+        for r in gradients + epochs:
+            assert _positive(r["vs_autodiff"]) and _positive(r["flop_limit_multiple"]), r
+            assert r["repeats"] == suite.QUICK.rounds, r
+            if r["method"] == "autodiff":  # the reference of its pair
+                assert r["vs_autodiff"] == 1.0
+        for r in gradients:
+            assert r["sizes"] == list(suite.SIZES)
+        for r in epochs:
+            assert r["examples"] == suite.QUICK.n_train and _positive(r["examples_per_s"])
+        # the ratio is the pair's ratio of medians
+        for case in ("vjp gradient", "vjp epoch"):
+            pair = {(r["method"], r["mini_batch"]): r for r in rows if r["case"] == case}
+            for (_, m), r in pair.items():
+                reference = pair[("autodiff", m)]["median_s"]
+                assert math.isclose(r["vs_autodiff"], r["median_s"] / reference, rel_tol=1e-12)
+        table = report.tables(rows)
+        assert "cost_with_backprop" in table and "/ jax.grad(cost)" in table
 
     def test_the_bars_are_reported(self, rows):
         lines = report.bars(rows)
@@ -107,9 +142,21 @@ def _program(gradient, net, params, X, Y) -> list[str]:
 @pytest.mark.parametrize("sizes", [(784, 30, 10), (784, 100, 100, 10)])
 def test_the_vmapped_backprop_compiles_to_the_matrix_form(sizes, m):
     """vmap keeps the examples as columns, so XLA gets the very program of `backprop_batch`."""
-    bp = importlib.import_module("fnbackprop.backprop")
+    bp = importlib.import_module("fnbackprop.backward")
     net = Network(sizes)
     params = net.init(jax.random.key(0))
     X, Y = jnp.ones((m, sizes[0])), jnp.ones((m, sizes[-1]))
     vmapped = _program(bp.backprop_vmap, net, params, X, Y)
     assert vmapped == _program(bp.backprop_batch, net, params, X, Y)
+
+
+@pytest.mark.parametrize("m", [10, 100])
+def test_jax_grad_through_cost_with_backprop_compiles_to_the_matrix_form(m):
+    """The `vjp gradient` rows: `jax.grad` of `cost_with_backprop(net)` runs the hand-written
+    pass on the book's columns, so XLA gets the very program of `backprop_batch`."""
+    bp = importlib.import_module("fnbackprop.backward")
+    net = Network(suite.SIZES)
+    params = net.init(jax.random.key(0))
+    X, Y = jnp.ones((m, suite.SIZES[0])), jnp.ones((m, suite.SIZES[-1]))
+    vjp = _program(suite.grad_of_cost_with_backprop, net, params, X, Y)
+    assert vjp == _program(bp.backprop_batch, net, params, X, Y)

@@ -1,29 +1,213 @@
-"""`fnbackprop check`: the exactness claim itself, run as a user runs it."""
+"""`fnbackprop check` and the checks behind it: the exactness claim, and anyone's σ and cost.
+
+A check is only worth something if it fails when it should: a σ′ off by a factor, a cost that
+sums over every axis, a fused BP1 with a sign error must each fail, naming where.
+"""
 
 import json
+from typing import ClassVar
 
+import jax
+import jax.numpy as jnp
+import pytest
+
+import fnbackprop as fb
 from fnbackprop import activations, check, cli, costs
+from fnbackprop.check import NetworkRow, Row
+
+
+class Swish(fb.Activation):
+    name: ClassVar[str] = "test_swish"
+
+    def __call__(self, z):
+        return z * jax.nn.sigmoid(z)
+
+    def prime(self, z):
+        s = jax.nn.sigmoid(z)
+        return s + z * s * (1 - s)
+
+
+class WrongSwish(Swish):
+    """σ′ with the second term scaled by 0.8: about 0.2 relative error where it matters."""
+
+    name: ClassVar[str] = "wrong_swish"
+
+    def prime(self, z):
+        s = jax.nn.sigmoid(z)
+        return s + 0.8 * z * s * (1 - s)
+
+
+class Huber(fb.Cost):
+    name: ClassVar[str] = "test_huber"
+
+    def __call__(self, a, y):
+        r = jnp.abs(a - y)
+        return jnp.sum(jnp.where(r <= 1, 0.5 * r**2, r - 0.5), axis=0)
+
+    def gradient(self, a, y):
+        return jnp.clip(a - y, -1, 1)
+
+
+class WrongAxisHuber(Huber):
+    """Sums over every axis: one number for a whole batch of columns."""
+
+    name: ClassVar[str] = "wrong_axis_huber"
+
+    def __call__(self, a, y):
+        r = jnp.abs(a - y)
+        return jnp.sum(jnp.where(r <= 1, 0.5 * r**2, r - 0.5))
+
+
+class WrongFusedQuadratic(costs.Quadratic):
+    """A fused BP1 with the sign of a − y flipped for sigmoid outputs."""
+
+    name: ClassVar[str] = "wrong_fused"
+
+    def output_error(self, sigma, z, a, y):
+        return (y - a) * sigma.prime(z)
+
+
+class SoftmaxWithWrongBackward(activations.Softmax):
+    """Softmax whose backward forgets the coupling term: Jᵀg ≈ a ⊙ g."""
+
+    name: ClassVar[str] = "lazy_softmax"
+
+    def backward(self, z, nabla_a):
+        return self(z) * nabla_a
+
+
+class AllAxesSoftmax(activations.Softmax):
+    """Normalises over the whole matrix, not each column: mixes the examples."""
+
+    name: ClassVar[str] = "global_softmax"
+
+    def __call__(self, z):
+        e = jnp.exp(z - jnp.max(z))
+        return e / jnp.sum(e)
 
 
 def test_fnbackprop_check_finds_every_form_exact(capsys):
-    """Every activation × cost, a modified neuron and a linear net: all agree, exit code 0."""
+    """Every built-in σ and cost on its own, then every activation × cost, a modified neuron and
+    a linear net: all agree, exit code 0."""
     assert cli.main(["check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
-    rows = report["rows"]
-    labels = " ".join(r["case"] for r in rows)
+    units = [r for r in report["rows"] if r["kind"] == "unit"]
+    nets = [r for r in report["rows"] if r["kind"] == "network"]
+    assert {r["subject"] for r in units} == {
+        *(f"activation {a}" for a in activations.names()),
+        *(f"cost {c}" for c in costs.names()),
+    }
+    labels = " ".join(r["case"] for r in nets)
     assert all(name in labels for name in activations.names())
     assert all(name in labels for name in costs.names())
     assert "modified neuron" in labels and "all linear" in labels
-    for row in rows:
+    for row in nets:
         exact = [row[k] for k in ("backprop", "vmap", "batch", "eq35", "eq53")]
         assert max(exact) < check.AUTODIFF_TOLERANCE, row
         assert row["finite_difference"] < check.FD_TOLERANCE, row
+    for row in units:
+        assert row["error"] <= row["tolerance"], row
 
 
 def test_a_disagreement_fails_the_check(monkeypatch, capsys):
-    bad = check.Row("planted", [2, 2], 1e-3, 0.0, 0.0, 0.0, 0.0, 0.0)
-    monkeypatch.setattr(check, "run_check", lambda seed: iter([bad]))
+    bad = NetworkRow("planted", [2, 2], 1e-3, 0.0, 0.0, 0.0, 0.0, 0.0, "backprop: w²[0, 0]")
+    monkeypatch.setattr(check, "run_check", lambda *a, **k: iter([bad]))
     assert cli.main(["check"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL" in out and "1 of 1 cases FAIL" in out
+    assert "FAIL" in out and "1 of 1 rows FAIL" in out and "w²[0, 0]" in out
+
+
+def test_a_right_activation_and_cost_pass_with_every_partner():
+    rows = check.check_activation(Swish())
+    nets = [r for r in rows if isinstance(r, NetworkRow)]
+    assert len(nets) == len(costs.COSTS.builtin_names())  # beside every built-in cost
+    assert all(r.ok for r in rows), [r for r in rows if not r.ok]
+    rows = check.check_cost(Huber())
+    nets = [r for r in rows if isinstance(r, NetworkRow)]
+    assert len(nets) == len(activations.ACTIVATIONS.builtin_names())
+    assert all(r.ok for r in rows), [r for r in rows if not r.ok]
+
+
+def test_a_wrong_prime_is_caught_and_located():
+    rows = check.check_activation(WrongSwish(), cost="quadratic")
+    by_test = {r.test: r for r in rows if isinstance(r, Row)}
+    prime = by_test["σ′ = jax.grad of σ"]
+    assert not prime.ok and 0.01 < prime.error < 1
+    assert prime.where.startswith("z = ")  # which weighted input
+    net = next(r for r in rows if isinstance(r, NetworkRow))
+    assert not net.ok and net.backprop > 1e-3 and net.finite_difference > 1e-3
+    assert by_test["σ treats each example alone"].ok  # the rows that should pass do
+
+
+def test_a_cost_summing_over_every_axis_is_caught():
+    rows = check.check_cost(WrongAxisHuber(), networks=False)
+    contract = next(r for r in rows if r.test == "C sums over the neuron axis only")
+    assert not contract.ok
+    assert "has shape ()" in contract.where and "expected (5,)" in contract.where
+
+
+def test_a_wrong_fused_output_error_is_caught():
+    rows = check.check_cost(WrongFusedQuadratic(), activation="sigmoid")
+    fused = [r for r in rows if isinstance(r, Row) and r.test.startswith("δ^L (BP1)")]
+    assert fused and not any(r.ok for r in fused)
+    assert all("output neuron" in r.where for r in fused)
+    gradient = [r for r in rows if isinstance(r, Row) and r.test.startswith("∇_a C")]
+    assert all(r.ok for r in gradient)  # ∇_a C itself is right; only the fused form is wrong
+    net = next(r for r in rows if isinstance(r, NetworkRow))
+    assert not net.ok
+
+
+def test_a_wrong_backward_and_a_sigma_mixing_examples_are_caught():
+    rows = check.check_activation(SoftmaxWithWrongBackward(), networks=False)
+    backward = [r for r in rows if r.test.startswith("backward")]
+    assert backward and not any(r.ok for r in backward)
+    rows = check.check_activation(AllAxesSoftmax(), networks=False)
+    alone = next(r for r in rows if r.test == "σ treats each example alone")
+    assert not alone.ok and "axis 0" in alone.where
+
+
+def test_a_sigma_that_raises_fails_its_rows_without_stopping_the_check():
+    class Broken(Swish):
+        name: ClassVar[str] = "broken"
+
+        def prime(self, z):
+            raise RuntimeError("not written yet")
+
+    rows = check.check_activation(Broken(), cost="quadratic")
+    failed = [r for r in rows if not r.ok]
+    assert failed and all("RuntimeError: not written yet" in r.where for r in failed)
+
+
+@pytest.mark.parametrize(
+    "args, code, needles",
+    [
+        (
+            ["--activation", "tests.test_check:WrongSwish", "--cost", "quadratic"],
+            1,
+            ["activation wrong_swish", "σ′ = jax.grad of σ", "z = ", "FAIL"],
+        ),
+        (
+            ["--cost", "tests.test_check:WrongAxisHuber", "--activation", "sigmoid"],
+            1,
+            ["cost wrong_axis_huber", "has shape ()", "FAIL"],
+        ),
+        (
+            ["--activation", "tests.test_check:Swish", "--cost", "tests.test_check:Huber"],
+            0,
+            ["activation test_swish", "cost test_huber", "all agree"],
+        ),
+    ],
+)
+def test_the_command_checks_anyones_sigma_and_cost(args, code, needles, capsys):
+    assert cli.main(["check", *args]) == code
+    out = capsys.readouterr().out
+    for needle in needles:
+        assert needle in out, (needle, out)
+
+
+def test_the_command_refuses_what_it_cannot_import(capsys):
+    assert cli.main(["check", "--activation", "no_such_module_here:Swish"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "no_such_module_here" in err and "PYTHONPATH" in err

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import pytest
 
+import fnbackprop as fnbackprop_package
 from fnbackprop import checkpoint, cli, config, runs, training
 from fnbackprop.errors import CheckpointError
 
@@ -121,7 +122,16 @@ def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, lis
         "unknown activation": (
             [*train, root / "unknown_activation.toml"],
             {},
-            ["network.activation = 'sigmod' is not one of: sigmoid, tanh, linear, relu"],
+            [
+                "unknown_activation.toml: network.activation: unknown activation 'sigmod' "
+                "(did you mean 'sigmoid'?); valid names: sigmoid, tanh, linear, relu",
+                "or your own as 'package.module:Name'",
+            ],
+        ),
+        "near-miss name in --set": (
+            [*train, CHAPTER1, "--set", "network.cost=Cross-Entropy"],
+            {},
+            ["network.cost: unknown cost 'Cross-Entropy' (did you mean 'cross_entropy'?)"],
         ),
         "bad --set": (
             [*train, CHAPTER1, "--set", "training.eta"],
@@ -163,6 +173,29 @@ def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, lis
             {},
             ["4 of 4 mnist files in", "are missing or damaged", "fnbackprop data download"],
         ),
+        "verify mnist_pkl in an empty folder": (
+            ["data", "verify", "--dataset", "mnist_pkl", "--data-dir", root / "empty"],
+            {},
+            ["1 of 1 mnist_pkl files in", "are missing or damaged", "put Nielsen's mnist.pkl.gz"],
+        ),
+        "unknown dataset": (
+            ["data", "verify", "--dataset", "fashion-mnist", "--data-dir", root / "empty"],
+            {},
+            [
+                "unknown dataset 'fashion-mnist' (did you mean 'fashion_mnist'?)",
+                "valid names: mnist, mnist_pkl, fashion_mnist",
+            ],
+        ),
+        "check an unknown activation": (
+            ["check", "--activation", "Leaky-ReLU"],
+            {},
+            ["unknown activation 'Leaky-ReLU' (did you mean 'leaky_relu'?)"],
+        ),
+        "check a cost that cannot be imported": (
+            ["check", "--cost", "no_such_module:Huber"],
+            {},
+            ["cost 'no_such_module:Huber': no module named 'no_such_module'"],
+        ),
         "missing data while offline": (
             [*train, CHAPTER1, "--data-dir", root / "empty"],
             offline,
@@ -194,6 +227,7 @@ ERROR_CASES = [
     "unknown key",
     "wrong type",
     "unknown activation",
+    "near-miss name in --set",
     "bad --set",
     "unknown --set key",
     "network that does not fit the data",
@@ -202,6 +236,10 @@ ERROR_CASES = [
     "evaluate a file that is no checkpoint",
     "evaluate a checkpoint of another network",
     "verify an empty data folder",
+    "verify mnist_pkl in an empty folder",
+    "unknown dataset",
+    "check an unknown activation",
+    "check a cost that cannot be imported",
     "missing data while offline",
     "unwritable --out",
 ]
@@ -237,6 +275,32 @@ def test_a_bug_is_one_line_and_exit_code_1(monkeypatch, capsys):
     assert cli.main(["--debug", "check"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and err.splitlines()[-1].startswith("fnbackprop: internal error")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"fnbackprop {fnbackprop_package.__version__}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", fnbackprop_package.__version__)
+
+
+def test_import_and_help_do_not_load_jax():
+    """`import fnbackprop` is lazy: JAX loads when something needs it, not for --help."""
+    code = (
+        "import sys, contextlib, io\n"
+        "import fnbackprop, fnbackprop.cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    fnbackprop.cli.main(['--help'])\n"
+        "print('jax' in sys.modules)\n"
+        "fnbackprop.Network\n"
+        "print('jax' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_usage_errors_exit_2_without_a_traceback(capsys):

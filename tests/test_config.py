@@ -83,12 +83,12 @@ def test_overrides_are_read_as_toml_or_as_bare_words(tmp_path):
             "network.activation=tanh",
             "network.sizes=[784, 100, 10]",
             "training.epochs = 3",
-            "data.dataset=fashion-mnist",
+            "data.dataset=fashion_mnist",
         ],
     )
     assert (c.training.eta, c.network.activation, c.training.epochs) == (0.25, "tanh", 3)
     assert c.network.sizes == (784, 100, 10)
-    assert c.data.dataset == "fashion-mnist"
+    assert c.data.dataset == "fashion_mnist"
     c = config.load(path, ['network.activation=["relu", "softmax"]', "network.cost=log_likelihood"])
     assert c.network.activation == ("relu", "softmax")
 
@@ -113,13 +113,47 @@ def test_integers_are_accepted_where_numbers_are_expected(tmp_path):
         ("[training]\nepochs = true", "training.epochs must be an integer"),
         ('[network]\nsizes = [784, "30", 10]', "network.sizes must be a list of integers"),
         ("[network]\nactivation = 3", "network.activation must be a name or a list of names"),
-        ('[network]\nactivation = "sigmod"', "'sigmod' is not one of: sigmoid, tanh, linear"),
-        ('[network]\ncost = "mse"', "network.cost = 'mse' is not one of: quadratic, cross_entropy"),
-        ('[network]\ninit = "xavier"', "network.init = 'xavier' is not one of: normal, scaled"),
-        ('[training]\noptimizer = "sgdd"', "is not one of: sgd, momentum, adam"),
-        ('[training]\ngradient = "grad"', "is not one of: backprop, backprop_batch, autodiff"),
+        (
+            '[network]\nactivation = "sigmod"',
+            r"run.toml: network.activation: unknown activation 'sigmod' \(did you mean 'sigmoid'"
+            r"\?\); valid names: sigmoid, tanh, linear, .*; or your own as 'package.module:Name'$",
+        ),
+        (
+            '[network]\nactivation = ["tanh", "Leaky-ReLU"]',
+            r"network.activation: unknown activation 'Leaky-ReLU' \(did you mean 'leaky_relu'",
+        ),
+        (
+            '[network]\ncost = "mse"',
+            r"network.cost: unknown cost 'mse'; valid names: quadratic, cross_entropy",
+        ),
+        (
+            '[network]\ninit = "xavier"',
+            r"network.init: unknown init scheme 'xavier'; valid names: normal, scaled",
+        ),
+        (
+            '[training]\noptimizer = "sgdd"',
+            r"training.optimizer: unknown optimizer 'sgdd' \(did you mean 'sgd'\?\); valid names: "
+            "sgd, momentum, adam",
+        ),
+        (
+            '[training]\ngradient = "grad"',
+            r"training.gradient: unknown gradient method 'grad'.*; valid names: backprop, "
+            "backprop_batch, autodiff, backprop_vjp",
+        ),
         ('[training]\ndtype = "float16"', "is not one of: float32, float64"),
-        ('[data]\ndataset = "cifar"', "is not one of: mnist, mnist-pkl, fashion-mnist"),
+        (
+            '[data]\ndataset = "cifar"',
+            r"data.dataset: unknown dataset 'cifar'; valid names: mnist, mnist_pkl, fashion_mnist",
+        ),
+        (
+            '[data]\ndataset = "fashion-mnist"',
+            r"data.dataset: unknown dataset 'fashion-mnist' \(did you mean 'fashion_mnist'\?\)",
+        ),
+        (
+            '[network]\nactivation = "no_such_module:Swish"',
+            r"network.activation: activation 'no_such_module:Swish': no module named "
+            "'no_such_module'",
+        ),
         ("[training]\neta = -1.0", "training.eta must not be negative"),
         ("[training]\nepochs = 0", "training.epochs must be at least 1"),
         (
@@ -145,7 +179,8 @@ def test_bad_configs_are_rejected_with_the_key_and_the_choices(tmp_path, text, m
         ("eta=0.5", "expected section.key=value"),
         ("training.eta=fast", "training.eta must be a number, got 'fast'"),
         ("training.speed=2", "unknown key training.speed"),
-        ("network.activation=sigmod", "'sigmod' is not one of"),
+        ("network.activation=sigmod", "network.activation: unknown activation 'sigmod'"),
+        ("data.dataset=mnist-pkl", r"unknown dataset 'mnist-pkl' \(did you mean 'mnist_pkl'\?\)"),
     ],
 )
 def test_bad_overrides_are_rejected(tmp_path, override, message):
@@ -182,7 +217,13 @@ activation = "linear"
     ("table", "message"),
     [
         ("layer = 1\nneuron = 0\nactivation = 'tanh'", "layers are 2..3"),
-        ("layer = 2\nneuron = 30\nactivation = 'tanh'", "layer 2 has 30 neurons"),
+        (
+            "layer = 2\nneuron = 30\nactivation = 'tanh'",
+            "override neuron 30 does not exist in layer 2: neurons count from 0, so they are 0..29",
+        ),
+        ("layer = 2\nneuron = -1\nactivation = 'tanh'", "override neuron -1 does not exist"),
+        ("layer = 4\nneuron = 0\nactivation = 'tanh'", "override layer 4 does not exist"),
+        ("layer = 2\nneuron = 0\nactivation = 'tahn'", "unknown activation 'tahn'"),
         ("layer = 2\nneuron = 0\nactivation = 'softmax'", "plain elementwise"),
         ("layer = 2\nneuron = 0\nactivaton = 'tanh'", "unknown key network.override.activaton"),
     ],
@@ -191,6 +232,49 @@ def test_bad_neuron_overrides_are_rejected(tmp_path, table, message):
     text = f"[network]\nsizes = [784, 30, 10]\n[[network.override]]\n{table}\n"
     with pytest.raises(ConfigError, match=message):
         config.load(write(tmp_path, text))
+
+
+def test_neurons_count_from_zero_to_size_minus_one(tmp_path):
+    for neuron in (0, 29):
+        text = (
+            "[network]\nsizes = [784, 30, 10]\n[[network.override]]\n"
+            f"layer = 2\nneuron = {neuron}\nactivation = 'tanh'\n"
+        )
+        hidden = config.build_network(config.load(write(tmp_path, text))).activations[0]
+        assert dict(hidden.overrides) == {neuron: activations.get("tanh")}
+    text = "[network]\nsizes = [784, 30, 10]\n[[network.override]]\n"
+    text += "layer = 3\nneuron = 9\nactivation = 'tanh'\n"  # the last output neuron
+    net = config.build_network(config.load(write(tmp_path, text)))
+    assert dict(net.activations[1].overrides) == {9: activations.get("tanh")}
+
+
+def test_a_neuron_overridden_twice_is_an_error(tmp_path):
+    text = "[network]\nsizes = [784, 30, 10]\n"
+    for activation in ("tanh", "linear"):
+        text += f"[[network.override]]\nlayer = 2\nneuron = 5\nactivation = '{activation}'\n"
+    with pytest.raises(ConfigError, match="neuron 5 of layer 2 is overridden twice"):
+        config.load(write(tmp_path, text))
+
+
+def test_an_import_path_works_wherever_a_name_does_and_is_kept_as_written(tmp_path):
+    text = """
+[network]
+sizes = [784, 30, 10]
+activation = ["fnbackprop.activations:Tanh", "sigmoid"]
+cost = "fnbackprop.costs:CrossEntropy"
+[training]
+optimizer = "fnbackprop.training:momentum"
+gradient = "fnbackprop.training:backprop_vjp"
+"""
+    c = config.load(write(tmp_path, text))
+    assert c.network.activation == ("fnbackprop.activations:Tanh", "sigmoid")
+    assert c.network.cost == "fnbackprop.costs:CrossEntropy"
+    net = config.build_network(c)
+    assert net.activations == (activations.get("tanh"), activations.get("sigmoid"))
+    assert net.cost.name == "cross_entropy"
+    path = tmp_path / "resolved.toml"
+    path.write_text(config.dumps(c))
+    assert config.load(path) == c
 
 
 def test_dumps_writes_what_load_reads_back(tmp_path):

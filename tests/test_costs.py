@@ -16,7 +16,10 @@ def test_registry_lists_every_cost():
     assert costs.names() == ("quadratic", "cross_entropy", "log_likelihood")
     for name in costs.names():
         assert costs.get(name).name == name
-    assert costs.get("Cross-Entropy") is costs.get("cross_entropy")
+    with pytest.raises(
+        ValueError, match=r"unknown cost 'Cross-Entropy' \(did you mean 'cross_entropy'"
+    ):
+        costs.get("Cross-Entropy")
 
 
 def test_unknown_cost_names_the_valid_ones():

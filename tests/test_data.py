@@ -1,5 +1,6 @@
 """Tests for fnbackprop.data: IDX parsing, the book's split, the safe pickle loader, downloads."""
 
+import dataclasses
 import functools
 import gzip
 import http.server
@@ -37,10 +38,10 @@ from fnbackprop.data import (
     verify,
     write_mnist_pkl,
 )
-from fnbackprop.errors import ShapeError
+from fnbackprop.errors import FnbackpropError, ShapeError
 
 REPO = Path(__file__).resolve().parents[1]
-SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
+SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 IDX_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
@@ -150,7 +151,7 @@ def test_mnist_splits_are_the_books(mnist: Splits, mnist_dir: Path):
 
 
 def test_fashion_mnist_loads_like_mnist(fashion_dir: Path):
-    fashion = load_dataset("fashion-mnist", fashion_dir, download=False)
+    fashion = load_dataset("fashion_mnist", fashion_dir, download=False)
     assert [split.images.shape[0] for split in fashion] == [50_000, 10_000, 10_000]
     assert all(split.images.shape[1] == 784 for split in fashion)
     labels = np.concatenate([fashion.train.labels, fashion.validation.labels])
@@ -164,7 +165,7 @@ def test_verify_accepts_the_official_mnist(mnist_dir: Path):
 
 
 def test_verify_accepts_the_official_fashion_mnist(fashion_dir: Path):
-    assert [check.ok for check in verify("fashion-mnist", fashion_dir)] == [True] * 4
+    assert [check.ok for check in verify("fashion_mnist", fashion_dir)] == [True] * 4
 
 
 def test_verify_names_missing_and_tampered_files(tmp_path: Path, mnist_dir: Path):
@@ -185,7 +186,7 @@ def test_verify_names_missing_and_tampered_files(tmp_path: Path, mnist_dir: Path
 def test_pkl_round_trip(tmp_path: Path, mnist: Splits):
     write_mnist_pkl(mnist, tmp_path / "mnist.pkl.gz", compresslevel=1)
     assert os.listdir(tmp_path) == ["mnist.pkl.gz"]
-    loaded = load_dataset("mnist-pkl", tmp_path)
+    loaded = load_dataset("mnist_pkl", tmp_path)
     for got, want in zip(loaded, mnist, strict=True):
         assert got.images.dtype == np.float32 and got.labels.dtype == np.int32
         np.testing.assert_array_equal(got.images, want.images)
@@ -211,9 +212,9 @@ def test_pkl_reads_python2_pickles(tmp_path: Path):
     for split in load_mnist_pkl(tmp_path / "mnist.pkl.gz"):
         np.testing.assert_array_equal(split.images, images)
         assert split.labels.tolist() == [3, 9] and split.labels.dtype == np.int32
-    assert verify("mnist-pkl", tmp_path)[0].ok
+    assert verify("mnist_pkl", tmp_path)[0].ok
     (tmp_path / "mnist.pkl.gz").write_bytes(b"junk")
-    assert not verify("mnist-pkl", tmp_path)[0].ok
+    assert not verify("mnist_pkl", tmp_path)[0].ok
 
 
 class _WritesMarker:
@@ -428,18 +429,47 @@ def test_one_hot():
         one_hot(np.array([[1]]))
 
 
+def _replace_dataset(monkeypatch, name: str, **changes) -> None:
+    """Replace the built-in data set `name` by a copy of its record with `changes`."""
+    record = dataclasses.replace(DATASETS.get(name), **changes)
+    monkeypatch.setitem(DATASETS._builtins, name, record)
+
+
+def test_the_data_sets_are_records_by_name():
+    assert DATASETS.builtin_names() == ("mnist", "mnist_pkl", "fashion_mnist")
+    assert DATASETS.get("mnist") is data.MNIST
+    assert DATASETS.get("mnist_pkl") is data.MNIST_PKL
+    assert DATASETS.get("fashion_mnist") is data.FASHION_MNIST
+    for ds in (data.MNIST, data.FASHION_MNIST):
+        assert ds.file_names == FILES
+        assert ds.inputs == 784 and ds.classes == 10 and ds.mirrors
+        assert all(f.md5 and len(f.md5) == 32 and f.size for f in ds.files)
+    assert data.MNIST.files != data.FASHION_MNIST.files  # different checksums
+    assert data.MNIST_PKL.file_names == (data.PKL_FILE,) and not data.MNIST_PKL.mirrors
+    assert data.MNIST.env_var == data.MNIST_PKL.env_var == "FNBACKPROP_DATA"
+    assert data.FASHION_MNIST.env_var == "FNBACKPROP_FASHION_DATA"
+    assert data.FASHION_MNIST.system_dirs == (data.SYSTEM_FASHION_DIR,) == (SYSTEM_FASHION,)
+
+
+@pytest.mark.parametrize("old", ["fashion-mnist", "Fashion-MNIST"])
+def test_old_dataset_spellings_are_refused_with_the_name_they_resemble(old):
+    with pytest.raises(FnbackpropError, match="did you mean 'fashion_mnist'") as excinfo:
+        resolve_data_dir(None, old)
+    one_line_error(excinfo, "unknown dataset", "valid names: mnist, mnist_pkl, fashion_mnist")
+
+
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path: Path):
     for name in ("FNBACKPROP_DATA", "FNBACKPROP_FASHION_DATA", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(data, "SYSTEM_FASHION_DIR", tmp_path / "no-system-copy")
+    _replace_dataset(monkeypatch, "fashion_mnist", system_dirs=(tmp_path / "no-system-copy",))
     return monkeypatch
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", DATASETS.builtin_names())
 def test_resolve_data_dir_precedence(clean_env, tmp_path: Path, dataset: str):
-    env = "FNBACKPROP_FASHION_DATA" if dataset == "fashion-mnist" else "FNBACKPROP_DATA"
+    env = "FNBACKPROP_FASHION_DATA" if dataset == "fashion_mnist" else "FNBACKPROP_DATA"
     assert resolve_data_dir(None, dataset) == tmp_path / "home/.cache/fnbackprop" / dataset
     clean_env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert resolve_data_dir(None, dataset) == tmp_path / "xdg/fnbackprop" / dataset
@@ -451,11 +481,11 @@ def test_resolve_data_dir_precedence(clean_env, tmp_path: Path, dataset: str):
 def test_resolve_data_dir_prefers_the_system_fashion_copy(clean_env, tmp_path: Path):
     system = tmp_path / "system"
     system.mkdir()
-    clean_env.setattr(data, "SYSTEM_FASHION_DIR", system)
-    assert resolve_data_dir(None, "fashion-mnist") == system
+    _replace_dataset(clean_env, "fashion_mnist", system_dirs=(tmp_path / "absent", system))
+    assert resolve_data_dir(None, "fashion_mnist") == system
     assert resolve_data_dir(None, "mnist") == tmp_path / "home/.cache/fnbackprop/mnist"
     clean_env.setenv("FNBACKPROP_FASHION_DATA", str(tmp_path / "env"))
-    assert resolve_data_dir(None, "fashion-mnist") == tmp_path / "env"
+    assert resolve_data_dir(None, "fashion_mnist") == tmp_path / "env"
 
 
 def test_unknown_dataset_lists_the_valid_names():
@@ -463,16 +493,23 @@ def test_unknown_dataset_lists_the_valid_names():
         lambda: resolve_data_dir(None, "cifar"),
         lambda: load_dataset("cifar"),
         lambda: verify("cifar", "."),
-        lambda: download("mnist-pkl", "."),
+        lambda: download("cifar", "."),
     ):
-        with pytest.raises(DataError, match="fashion-mnist") as excinfo:
+        with pytest.raises(FnbackpropError, match="fashion_mnist") as excinfo:
             call()
-        one_line_error(excinfo, "unknown dataset")
+        one_line_error(excinfo, "unknown dataset 'cifar'", "valid names: mnist, mnist_pkl")
+
+
+def test_a_dataset_without_mirrors_is_never_downloaded(tmp_path: Path):
+    with pytest.raises(DataError) as excinfo:
+        download("mnist_pkl", tmp_path / "d")
+    one_line_error(excinfo, "mnist_pkl is never downloaded", "mnist.pkl.gz", "Nielsen")
+    assert not (tmp_path / "d").exists()
 
 
 def test_load_dataset_without_files(tmp_path: Path):
     with pytest.raises(DataError) as excinfo:
-        load_dataset("mnist-pkl", tmp_path)
+        load_dataset("mnist_pkl", tmp_path)
     one_line_error(excinfo, str(tmp_path / "mnist.pkl.gz"), "FNBACKPROP_DATA", "--data-dir")
     with pytest.raises(DataError) as excinfo:
         load_dataset("mnist", tmp_path, download=False)
@@ -536,13 +573,13 @@ def test_download_fetches_and_verifies(tmp_path: Path, mirror: str, mnist: Split
     assert sorted(os.listdir(dest)) == sorted(FILES)
     assert all(check.ok for check in verify("mnist", dest))
     # present files are kept, so loading needs no mirror at all
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": (_closed_port_url(),)})
+    _replace_dataset(monkeypatch, "mnist", mirrors=(_closed_port_url(),))
     loaded = load_dataset("mnist", dest, progress=False)
     np.testing.assert_array_equal(loaded.test.images, mnist.test.images)
 
 
 def test_load_dataset_downloads_missing_files(tmp_path, mirror, mnist_dir, monkeypatch, capsys):
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": (mirror + "good",)})
+    _replace_dataset(monkeypatch, "mnist", mirrors=(mirror + "good",))
     dest = _seed(tmp_path / "d", mnist_dir)
     splits = load_dataset("mnist", dest)
     assert splits.test.labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]

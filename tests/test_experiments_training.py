@@ -82,7 +82,7 @@ def test_swap_activations_quick(mnist_dir, fashion_dir):
     )
     for activation in swap_activations.QUICK_ACTIVATIONS:
         assert results["mnist"][activation]["best_test_max"] > 0.80
-        assert results["fashion-mnist"][activation]["best_test_max"] > 0.70
+        assert results["fashion_mnist"][activation]["best_test_max"] > 0.70
 
 
 def test_swap_overrides_load():

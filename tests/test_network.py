@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import fnbackprop as fb
 from fnbackprop import activations, costs
-from fnbackprop.network import check_example, check_params
+from fnbackprop.validation import check_inputs, check_params
 
 SIZES = (4, 3, 3, 2)  # one architecture for most tests, so the kernels compile once
 M = 5  # examples per batch
@@ -62,8 +62,11 @@ def test_activation_as_one_name_an_instance_or_one_per_layer():
     tanh, sigmoid = activations.get("tanh"), activations.get("sigmoid")
     assert fb.Network(SIZES, "tanh").activations == (tanh, tanh, tanh)
     assert fb.Network(SIZES, activations.Tanh()).activations == (tanh, tanh, tanh)
-    net = fb.Network(SIZES, ["tanh", activations.Sigmoid(), "Sigmoid"])
+    net = fb.Network(SIZES, ["tanh", activations.Sigmoid(), "sigmoid"])
     assert net.activations == (tanh, sigmoid, sigmoid)
+    # names are matched exactly: a near miss is refused with the name it resembles
+    with pytest.raises(fb.FnbackpropError, match="did you mean 'sigmoid'"):
+        fb.Network(SIZES, ["tanh", activations.Sigmoid(), "Sigmoid"])
     assert fb.Network(SIZES).activations == (sigmoid,) * 3  # the default
     assert fb.Network(SIZES).cost == costs.get("quadratic")
 
@@ -192,8 +195,15 @@ def test_init_scheme_statistics():
 
 @pytest.mark.parametrize("scheme", ["xavier", "Normal", ""])
 def test_unknown_init_scheme_lists_the_valid_ones(scheme):
-    with pytest.raises(fb.FnbackpropError, match="valid schemes: normal, scaled"):
+    with pytest.raises(
+        fb.FnbackpropError, match=rf"unknown init scheme '{scheme}'.*valid names: normal, scaled"
+    ):
         fb.Network(SIZES).init(jax.random.key(0), scheme=scheme)
+
+
+def test_near_miss_init_scheme_names_the_one_it_resembles():
+    with pytest.raises(fb.FnbackpropError, match="did you mean 'normal'"):
+        fb.Network(SIZES).init(jax.random.key(0), scheme="Normal")
 
 
 # -- the forward computation ----------------------------------------------------------------------
@@ -240,22 +250,39 @@ def test_layer_map_and_feedforward_equal_a_hand_written_loop(sigmas, x64):
     ),
     seed=st.integers(0, 2**16),
 )
-def test_examples_as_columns_equal_the_per_example_results(sigmas, seed):
+def test_examples_as_rows_equal_the_per_example_results(sigmas, seed):
     sig = [fb.neuronwise("sigmoid", {1: "tanh"}) if s == "modified" else s for s in sigmas]
     net = fb.Network(SIZES, sig)
     with jax.enable_x64(True):
         params = net.init(jax.random.key(seed), dtype=jnp.float64)
-        X = jax.random.normal(jax.random.key(seed + 1), (SIZES[0], M), jnp.float64)  # columns
+        X = jax.random.normal(jax.random.key(seed + 1), (M, SIZES[0]), jnp.float64)  # rows
         zs, acts = fb.forward_pass(net, params, X)
         out = fb.feedforward(net, params, X)
-        assert out.shape == (SIZES[-1], M)
-        assert fb.weighted_input(params[0], X).shape == (SIZES[1], M)
+        assert out.shape == (M, SIZES[-1])
+        assert [z.shape for z in zs] == [(M, n) for n in SIZES[1:]]
+        assert [a.shape for a in acts] == [(M, n) for n in SIZES]
         for m in range(M):
-            x = X[:, m]
-            np.testing.assert_allclose(out[:, m], fb.feedforward(net, params, x), rtol=1e-12)
+            x = X[m]
+            np.testing.assert_allclose(out[m], fb.feedforward(net, params, x), rtol=1e-12)
             zs_m, acts_m = fb.forward_pass(net, params, x)
-            for col, one in zip((*zs, *acts), (*zs_m, *acts_m), strict=True):
-                np.testing.assert_allclose(col[:, m], one, rtol=1e-12, atol=1e-300)
+            for rows, one in zip((*zs, *acts), (*zs_m, *acts_m), strict=True):
+                np.testing.assert_allclose(rows[m], one, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("sigma", ["sigmoid", "softmax"])
+def test_weighted_input_and_layer_map_take_rows(sigma, x64):
+    net = fb.Network(SIZES, [sigma, "tanh", "tanh"])
+    params = net.init(jax.random.key(9), dtype=jnp.float64)
+    X = jax.random.normal(jax.random.key(10), (M, SIZES[0]), jnp.float64)
+    Z = fb.weighted_input(params[0], X)
+    A = fb.layer(params[0], net.activations[0])(X)
+    assert Z.shape == A.shape == (M, SIZES[1])
+    zs, acts = fb.forward_pass(net, params, X)
+    np.testing.assert_allclose(Z, zs[0], rtol=1e-14)
+    np.testing.assert_allclose(A, acts[1], rtol=1e-14)
+    for m in range(M):
+        np.testing.assert_allclose(Z[m], fb.weighted_input(params[0], X[m]), rtol=1e-14)
+        np.testing.assert_allclose(A[m], fb.layer(params[0], sigma)(X[m]), rtol=1e-14)
 
 
 def test_forward_pass_keeps_every_weighted_input_and_activation():
@@ -285,20 +312,21 @@ COST_CASES = [
 
 
 @pytest.mark.parametrize(("sigmas", "cost"), COST_CASES, ids=str)
-def test_cost_is_c_x_of_the_output_and_its_mean_over_columns(sigmas, cost, x64):
+def test_cost_is_c_x_of_the_output_and_its_mean_over_rows(sigmas, cost, x64):
     net = fb.Network(SIZES, list(sigmas), cost)
     params = net.init(jax.random.key(5), scheme="scaled", dtype=jnp.float64)
-    X = jax.random.normal(jax.random.key(6), (SIZES[0], M), jnp.float64)
-    Y = jax.random.uniform(jax.random.key(7), (SIZES[-1], M), jnp.float64)  # soft targets
+    X = jax.random.normal(jax.random.key(6), (M, SIZES[0]), jnp.float64)
+    Y = jax.random.uniform(jax.random.key(7), (M, SIZES[-1]), jnp.float64)  # soft targets
     per_example = []
     for m in range(M):
-        x, y = X[:, m], Y[:, m]
+        x, y = X[m], Y[m]
         c = fb.cost(net, params, x, y)
         assert c.shape == ()
         expected = net.cost(fb.feedforward(net, params, x), y)
         assert float(c) == pytest.approx(float(expected), rel=1e-12)
         per_example.append(float(c))
     # eq. 26: C = (1/n) Σ_x C_x
+    assert fb.cost(net, params, X, Y).shape == ()
     assert float(fb.cost(net, params, X, Y)) == pytest.approx(np.mean(per_example), rel=1e-12)
 
 
@@ -331,15 +359,18 @@ def test_cost_is_finite_when_the_output_saturates():
 
 # -- argument checks ------------------------------------------------------------------------------
 
-SINGLE = [fb.backprop, fb.autodiff_grad]
+# one example only; rows only; either one example or rows (a mean over the rows)
+SINGLE = [fb.backprop, fb.alternate_presentation_grad, fb.path_sum_grad]
 BATCH = [fb.backprop_batch, fb.backprop_vmap]
-ALL = SINGLE + BATCH
+EITHER = [fb.autodiff_grad, fb.finite_difference_grad, fb.cost]
+ALL = SINGLE + BATCH + EITHER
 
 
-def _args(f, x=None, y=None, params=None):
-    """Arguments for f on the shared problem, with x (or X) / y (or Y) / params replaced."""
+def _args(f, x=None, y=None, params=None, rows=None):
+    """Arguments for f on the shared problem, with x (or X) / y (or Y) / params replaced; one
+    example for SINGLE, rows for BATCH, and for EITHER as `rows` says (one example by default)."""
     net, p, X, Y = _problem()
-    if f in SINGLE:
+    if f in SINGLE or (f in EITHER and not rows):
         X, Y = X[0], Y[0]
     return net, p if params is None else params, X if x is None else x, Y if y is None else y
 
@@ -349,19 +380,19 @@ def test_shape_error_is_a_value_error():
     assert issubclass(fb.ShapeError, ValueError)
 
 
-@pytest.mark.parametrize("f", SINGLE, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("f", SINGLE + EITHER, ids=lambda f: f.__name__)
 def test_single_example_shape_errors_name_the_argument_and_shapes(f):
-    with pytest.raises(fb.ShapeError, match=r"x has shape \(5,\), expected \(4,\) for sizes"):
+    with pytest.raises(
+        fb.ShapeError, match=r"x has shape \(5,\), expected \(4,\).* for sizes \[4, 3, 3, 2\]"
+    ):
         f(*_args(f, x=jnp.ones(5)))
-    with pytest.raises(fb.ShapeError, match=r"y has shape \(3,\), expected \(2,\) for sizes"):
+    with pytest.raises(
+        fb.ShapeError,
+        match=r"y has shape \(3,\), expected \(2,\) to match x of shape \(4,\) for sizes",
+    ):
         f(*_args(f, y=jnp.ones(3)))
     with pytest.raises(fb.ShapeError, match=r"y has shape \(\), expected \(2,\)"):
         f(*_args(f, y=jnp.ones(())))
-    with pytest.raises(
-        fb.ShapeError,
-        match=r"x has shape \(5, 4\), expected \(4,\).*for a batch use backprop_batch",
-    ):
-        f(*_args(f, x=jnp.ones((M, 4))))
     with pytest.raises(fb.ShapeError, match=r"y has dtype int32, expected a float.*one_hot"):
         f(*_args(f, y=jnp.asarray([0, 1])))
     with pytest.raises(fb.ShapeError, match=r"x has dtype int32, expected a float$"):
@@ -371,28 +402,89 @@ def test_single_example_shape_errors_name_the_argument_and_shapes(f):
             f(*_args(f, x=jnp.asarray([0.0, bad, 1.0, 2.0])))
     with pytest.raises(fb.ShapeError, match="y contains NaN or Inf"):
         f(*_args(f, y=jnp.asarray([0.0, jnp.nan])))
+    with pytest.raises(fb.ShapeError, match=r"x must be an array \(jax or numpy\), got list"):
+        f(*_args(f, x=[0.0, 1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("f", SINGLE, ids=lambda f: f.__name__)
+def test_rows_given_for_one_example_are_refused(f):
+    with pytest.raises(
+        fb.ShapeError, match=r"X has shape \(5, 4\), expected one example of shape \(4,\)"
+    ):
+        f(*_args(f, x=jnp.ones((M, 4)), y=jnp.ones((M, 2))))
+
+
+def test_backprop_given_rows_says_which_function_takes_them():
+    with pytest.raises(
+        fb.ShapeError,
+        match=r"X has shape \(5, 4\), expected one example of shape \(4,\): for the rows of X "
+        "use backprop_vmap or backprop_batch",
+    ):
+        fb.backprop(*_args(fb.backprop, x=jnp.ones((M, 4)), y=jnp.ones((M, 2))))
+
+
+@pytest.mark.parametrize("f", EITHER, ids=lambda f: f.__name__)
+def test_one_example_with_rows_of_labels_is_refused(f):
+    with pytest.raises(
+        fb.ShapeError, match=r"y has shape \(5, 2\), expected \(2,\) to match x of shape \(4,\)"
+    ):
+        f(*_args(f, y=jnp.ones((M, 2))))
+    with pytest.raises(
+        fb.ShapeError, match=r"Y has shape \(2,\), expected \(5, 2\) to match X of shape \(5, 4\)"
+    ):
+        f(*_args(f, rows=True, y=jnp.ones(2)))
+
+
+@pytest.mark.parametrize("f", BATCH + EITHER, ids=lambda f: f.__name__)
+def test_batch_shape_errors_name_the_argument_and_shapes(f):
+    def call(**kw):
+        return f(*_args(f, rows=True, **kw))
+
+    with pytest.raises(
+        fb.ShapeError, match=r"X has shape \(5, 3\), expected .*\(m, 4\): one example"
+    ):
+        call(x=jnp.ones((M, 3)))
+    with pytest.raises(fb.ShapeError, match=r"has shape \(5, 4, 1\), expected \(4,\) or \(m, 4\)"):
+        call(x=jnp.ones((M, 4, 1)))
+    with pytest.raises(
+        fb.ShapeError, match=r"X has shape \(4, 5\).*\(examples go in rows: pass X.T\)"
+    ):
+        call(x=jnp.ones((4, M)))  # the book's columns
+    with pytest.raises(fb.ShapeError, match=r"Y has shape \(5, 3\), expected \(5, 2\)"):
+        call(y=jnp.ones((M, 3)))
+    with pytest.raises(fb.ShapeError, match="X has 5 examples but Y has 3"):
+        call(y=jnp.ones((3, 2)))
+    with pytest.raises(fb.ShapeError, match=r"X has shape \(0, 4\): it needs at least one example"):
+        call(x=jnp.ones((0, 4)), y=jnp.ones((0, 2)))
+    with pytest.raises(fb.ShapeError, match=r"Y has dtype int32, expected a float.*one_hot"):
+        call(y=jnp.zeros((M, 2), jnp.int32))
+    with pytest.raises(fb.ShapeError, match="X contains NaN or Inf"):
+        call(x=jnp.ones((M, 4)).at[2, 1].set(jnp.inf))
+    with pytest.raises(fb.ShapeError, match="Y contains NaN or Inf"):
+        call(y=jnp.ones((M, 2)).at[0, 0].set(jnp.nan))
 
 
 @pytest.mark.parametrize("f", BATCH, ids=lambda f: f.__name__)
-def test_batch_shape_errors_name_the_argument_and_shapes(f):
+def test_batch_forms_given_one_example_say_it_must_be_rows(f):
     with pytest.raises(
-        fb.ShapeError, match=r"X has shape \(5, 3\), expected \(m, 4\): one example"
+        fb.ShapeError,
+        match=r"x has shape \(4,\): a mini-batch is the rows of X \(m, 4\); for one example "
+        r"use backprop, or pass x\[None\]",
     ):
-        f(*_args(f, x=jnp.ones((M, 3))))
-    with pytest.raises(fb.ShapeError, match=r"X has shape \(4,\), expected \(m, 4\)"):
-        f(*_args(f, x=jnp.ones(4)))
-    with pytest.raises(fb.ShapeError, match=r"Y has shape \(5, 3\), expected \(m, 2\)"):
-        f(*_args(f, y=jnp.ones((M, 3))))
-    with pytest.raises(fb.ShapeError, match="X has 5 examples but Y has 3"):
-        f(*_args(f, y=jnp.ones((3, 2))))
-    with pytest.raises(fb.ShapeError, match="X is an empty batch"):
-        f(*_args(f, x=jnp.ones((0, 4)), y=jnp.ones((0, 2))))
-    with pytest.raises(fb.ShapeError, match=r"Y has dtype int32, expected a float.*one_hot"):
-        f(*_args(f, y=jnp.zeros((M, 2), jnp.int32)))
+        f(*_args(f, x=jnp.ones(4), y=jnp.ones(2)))
+
+
+@pytest.mark.parametrize("f", [fb.feedforward, fb.forward_pass], ids=lambda f: f.__name__)
+def test_forward_functions_check_their_input(f):
+    net, params, X, _ = _problem()
+    with pytest.raises(fb.ShapeError, match=r"x has shape \(5,\), expected \(4,\) or \(m, 4\)"):
+        f(net, params, jnp.ones(5))
+    with pytest.raises(fb.ShapeError, match=r"X has shape \(4, 5\).*pass X.T"):
+        f(net, params, X.T)
     with pytest.raises(fb.ShapeError, match="X contains NaN or Inf"):
-        f(*_args(f, x=jnp.ones((M, 4)).at[2, 1].set(jnp.inf)))
-    with pytest.raises(fb.ShapeError, match="Y contains NaN or Inf"):
-        f(*_args(f, y=jnp.ones((M, 2)).at[0, 0].set(jnp.nan)))
+        f(net, params, X.at[1, 1].set(jnp.nan))
+    with pytest.raises(fb.ShapeError, match=r"params must be 3 \(w, b\) pairs"):
+        f(net, params[:2], X)
 
 
 @pytest.mark.parametrize("f", ALL, ids=lambda f: f.__name__)
@@ -425,9 +517,14 @@ def test_check_functions_accept_good_arguments():
     net, params, X, Y = _problem()
     check_params(net, params)
     check_params(net, list(params))
-    check_example(net, params, X[0], Y[0])
-    check_example(net, params, X[0])  # y is optional
-    check_example(net, params, X, Y, batch=True)
-    check_example(net, params, X[:1], Y[:1], batch=True)  # a batch of one
+    check_inputs(net, params, X[0], Y[0])
+    check_inputs(net, params, X[0])  # y is optional
+    check_inputs(net, params, X[0], Y[0], one_example=True)
+    check_inputs(net, params, X, Y)
+    check_inputs(net, params, X)
+    check_inputs(net, params, X[:1], Y[:1])  # a batch of one
+    check_inputs(net, params, np.asarray(X), np.asarray(Y))  # numpy arrays too
     with pytest.raises(fb.ShapeError, match="X contains NaN or Inf"):
-        check_example(net, params, X.at[0, 0].set(jnp.nan), Y, batch=True)
+        check_inputs(net, params, X.at[0, 0].set(jnp.nan), Y)
+    with pytest.raises(fb.ShapeError, match=r"expected one example of shape \(4,\); use rows"):
+        check_inputs(net, params, X, Y, one_example=True, hint="; use rows")

@@ -15,10 +15,19 @@ from conftest import max_relative_error
 
 import fnbackprop as fb
 from fnbackprop import activations, check, costs
-from fnbackprop.check import Row, _measure, cases, format_table, relative_error, run_check, to_json
+from fnbackprop.check import (
+    NetworkRow,
+    Row,
+    _measure,
+    cases,
+    format_table,
+    relative_error,
+    run_check,
+    to_json,
+)
 from fnbackprop.references import count_paths, sigma_prime_matrix
 
-SIZES = (4, 3, 3, 2)  # shared with test_backprop and test_network: the kernels compile once
+SIZES = (4, 3, 3, 2)  # shared with test_backward and test_network: the kernels compile once
 
 
 def _problem(sizes, sigmas, cost, dtype=jnp.float64, seed=0):
@@ -87,10 +96,28 @@ def test_finite_differences_in_float32_with_the_default_eps():
         assert max_relative_error(central, reference) < 1e-2
 
 
+def test_finite_differences_of_rows_are_those_of_the_mean_cost(x64):
+    net, params, _, _ = _problem(SIZES, ["tanh", "tanh", "sigmoid"], "cross_entropy")
+    X = jax.random.normal(jax.random.key(11), (5, SIZES[0]), jnp.float64)
+    Y = jax.nn.one_hot(jnp.asarray([0, 1, 1, 0, 1]), SIZES[-1], dtype=jnp.float64)
+    reference = fb.autodiff_grad(net, params, X, Y)  # the mean gradient over the rows
+    mean_of_examples = jax.tree.map(
+        lambda *g: sum(g) / len(g), *(fb.autodiff_grad(net, params, X[m], Y[m]) for m in range(5))
+    )
+    assert max_relative_error(reference, mean_of_examples) < 1e-13
+    central = fb.finite_difference_grad(net, params, X, Y, central=True)
+    assert jax.tree.structure(central) == jax.tree.structure(params)
+    assert max_relative_error(central, reference) < 1e-9
+    # not the gradient of one example
+    assert max_relative_error(central, fb.autodiff_grad(net, params, X[0], Y[0])) > 1e-2
+
+
 def test_finite_differences_check_their_arguments():
     net, params, x, y = _problem(SIZES, ["sigmoid"] * 3, "quadratic", dtype=jnp.float32)
     with pytest.raises(fb.ShapeError, match=r"x has shape \(3,\), expected \(4,\)"):
         fb.finite_difference_grad(net, params, x[:3], y)
+    with pytest.raises(fb.ShapeError, match=r"X has 2 examples but Y has 3"):
+        fb.finite_difference_grad(net, params, jnp.stack([x, x]), jnp.stack([y, y, y]))
 
 
 # -- eqs. 33–35: the alternate presentation -------------------------------------------------------
@@ -232,9 +259,11 @@ def test_measure_gives_rows_that_agree(x64):
         for i, (label, (sigmas, cost)) in enumerate(measured.items())
     ]
     for row, label in zip(rows, measured, strict=True):
+        assert isinstance(row, NetworkRow)
         assert row.case == label and row.sizes == list(SIZES)
         assert row.ok, row
-        assert max(row.backprop, row.vmap, row.batch, row.eq35, row.eq53) < 1e-9
+        assert row.error == max(row.backprop, row.vmap, row.batch, row.eq35, row.eq53) < 1e-9
+        assert row.where  # names the form and the parameter of the worst error
         assert row.finite_difference < 1e-6
     assert format_table(rows).endswith("all agree")
     assert json.loads(to_json(rows))["ok"] is True
@@ -247,14 +276,26 @@ def test_run_check_measures_every_case_in_x64_only_inside(monkeypatch):
         seen.append((label, net, bool(jax.config.jax_enable_x64)))
         return _row(label)
 
+    def fake_unit_check(kind):
+        return lambda name, **options: [Row(f"{kind} {name}", "fake", 0.0)]
+
     monkeypatch.setattr(check, "_measure", fake_measure)
+    monkeypatch.setattr(check, "check_activation", fake_unit_check("activation"))
+    monkeypatch.setattr(check, "check_cost", fake_unit_check("cost"))
+    # first every built-in σ and cost on its own, then one network row per case
+    units = [f"activation {a}" for a in activations.ACTIVATIONS.builtin_names()]
+    units += [f"cost {c}" for c in costs.COSTS.builtin_names()]
+    n = len(units)
     rows_iter = run_check(seed=3)
-    rows = list(itertools.islice(rows_iter, 3))
-    assert [row.case for row in rows] == [label for label, _ in itertools.islice(cases(3), 3)]
+    rows = list(itertools.islice(rows_iter, n + 3))
+    assert [row.subject for row in rows[:n]] == units
+    assert [row.case for row in rows[n:]] == [label for label, _ in itertools.islice(cases(3), 3)]
     rows_iter.close()
     assert not jax.config.jax_enable_x64
     rows = list(run_check(seed=3))  # run to the end: one row per case
-    assert [row.case for row in rows] == [label for label, _ in cases(3)]
+    assert [row.subject for row in rows[:n]] == units
+    assert [row.case for row in rows[n:]] == [label for label, _ in cases(3)]
+    assert all(isinstance(row, NetworkRow) for row in rows[n:])
     assert all(x64 for _, _, x64 in seen)
     assert not jax.config.jax_enable_x64
 
@@ -262,7 +303,7 @@ def test_run_check_measures_every_case_in_x64_only_inside(monkeypatch):
 def _row(case="a", **errors):
     values = dict.fromkeys(("backprop", "vmap", "batch", "eq35", "eq53"), 1e-14)
     values["finite_difference"] = 1e-9
-    return Row(case=case, sizes=[4, 3, 3, 2], **(values | errors))
+    return NetworkRow(case=case, sizes=[4, 3, 3, 2], **(values | errors))
 
 
 @pytest.mark.parametrize(
@@ -286,7 +327,7 @@ def test_a_failing_row_is_reported(bad):
     assert len(lines) == 1 + 3 + 1  # head, rows, verdict
     assert lines[2].startswith("bad") and lines[2].rstrip().endswith("FAIL")
     assert lines[1].rstrip().endswith("ok") and lines[3].rstrip().endswith("ok")
-    assert "1 of 3 cases FAIL" in lines[-1]
+    assert "1 of 3 rows FAIL; first: bad at" in lines[-1]
     assert "all agree" not in table
     doc = json.loads(to_json(rows))
     assert doc["ok"] is False
@@ -300,6 +341,7 @@ def test_all_good_rows_agree():
     assert format_table(rows).splitlines()[-1].endswith("all agree")
     doc = json.loads(to_json(rows))
     assert doc["ok"] is True and doc["rows"][0] == {
+        "kind": "network",
         "case": "one",
         "sizes": [4, 3, 3, 2],
         "backprop": 1e-14,
@@ -308,5 +350,7 @@ def test_all_good_rows_agree():
         "eq35": 1e-14,
         "eq53": 1e-14,
         "finite_difference": 1e-9,
+        "where": "",
+        "error": 1e-14,
         "ok": True,
     }

@@ -50,7 +50,7 @@ def train(n, devices, gradient="backprop", m=20, epochs=2):
         correct.append(training.evaluate(net, params, X_val, labels_val)[0])
     return params, correct, str(params[0][0].sharding)
 
-for gradient in ("backprop", "backprop_batch", "autodiff"):
+for gradient in training.GRADIENTS.builtin_names():
     p1, c1, _ = train(1000, 1, gradient)
     p4, c4, s4 = train(1000, 4, gradient)
     out[gradient] = {"error": max_relative_error(p4, p1), "one": c1, "four": c4, "sharding": s4}
@@ -111,7 +111,7 @@ def test_the_subprocess_has_four_devices_and_this_one_keeps_one(four):
     assert jax.device_count() == 1
 
 
-@pytest.mark.parametrize("gradient", ["backprop", "backprop_batch", "autodiff"])
+@pytest.mark.parametrize("gradient", ["backprop", "backprop_batch", "autodiff", "backprop_vjp"])
 def test_sharded_training_equals_one_device(four, gradient):
     """Same parameters after two epochs (float32 rounding apart), same accuracy each epoch."""
     result = four[gradient]

@@ -3,6 +3,7 @@
 The reference here shares no code with fnbackprop: σ comes from jax.nn, the costs are the book's
 formulas written out below, and the network is a plain loop. Every activation × cost × form is
 checked in float64 (to rounding) and float32 (loosely); then hypothesis draws random networks.
+One example is a vector x (n_in,), several are the rows of X (m, n_in), for every form.
 """
 
 import jax
@@ -81,6 +82,14 @@ def _problem(hidden, out, cost, dtype, seed=0):
     return net, params, X, Y
 
 
+def test_the_backward_module_holds_the_hand_written_pass():
+    from fnbackprop import backward
+
+    assert fb.backprop is backward.backprop and callable(fb.backprop)
+    for name in ("backprop_vmap", "backprop_batch", "backpropagate_errors", "cost_with_backprop"):
+        assert getattr(fb, name) is getattr(backward, name)
+
+
 def test_the_case_matrix_covers_every_activation_and_cost():
     assert {h for h, _, _ in CASES} == set(activations.names())
     assert {c for _, _, c in CASES} == set(costs.names())
@@ -97,6 +106,28 @@ def test_every_form_equals_jax_grad_in_float64(hidden, out, cost, x64):
     assert max_relative_error(fb.autodiff_grad(net, params, X[0], Y[0]), reference) < 1e-12
     assert max_relative_error(fb.backprop_vmap(net, params, X, Y), batch_reference) < 1e-12
     assert max_relative_error(fb.backprop_batch(net, params, X, Y), batch_reference) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("hidden", "out", "cost"),
+    [
+        ("sigmoid", "sigmoid", "quadratic"),
+        ("softplus", "sigmoid", "cross_entropy"),
+        ("relu", "softmax", "cross_entropy"),
+        ("tanh", "softmax", "log_likelihood"),
+    ],
+)
+def test_rows_and_jax_grad_of_the_hand_written_pass_equal_jax_grad(hidden, out, cost, x64):
+    """autodiff_grad of rows is the mean gradient; jax.grad of cost_with_backprop (BP1–BP4 as
+    JAX's rule) is the gradient of one example or the mean over rows."""
+    net, params, X, Y = _problem(hidden, out, cost, jnp.float64, seed=1)
+    sigmas = [hidden, hidden, out]
+    reference = textbook_grad(sigmas, cost, params, X[0], Y[0])
+    batch_reference = textbook_grad_batch(sigmas, cost, params, X, Y)
+    assert max_relative_error(fb.autodiff_grad(net, params, X, Y), batch_reference) < 1e-12
+    by_jax_grad = jax.grad(fb.cost_with_backprop(net))
+    assert max_relative_error(by_jax_grad(params, X[0], Y[0]), reference) < 1e-12
+    assert max_relative_error(by_jax_grad(params, X, Y), batch_reference) < 1e-12
 
 
 @pytest.mark.parametrize(("hidden", "out", "cost"), CASES)
@@ -116,6 +147,8 @@ def test_gradients_have_exactly_the_structure_of_params():
         fb.backprop_vmap(net, params, X, Y),
         fb.backprop_batch(net, params, X, Y),
         fb.autodiff_grad(net, params, X[0], Y[0]),
+        fb.autodiff_grad(net, params, X, Y),
+        jax.grad(fb.cost_with_backprop(net))(params, X, Y),
     ):
         assert jax.tree.structure(grads) == jax.tree.structure(params)
         assert [g.shape for g in jax.tree.leaves(grads)] == [
@@ -130,6 +163,7 @@ def test_every_form_is_jit_compatible():
         (fb.backprop_vmap, (X, Y)),
         (fb.backprop_batch, (X, Y)),
         (fb.autodiff_grad, (X[0], Y[0])),
+        (fb.autodiff_grad, (X, Y)),
     ]
     for f, (x, y) in pairs:
         jitted = jax.jit(f)(net, params, x, y)
@@ -149,6 +183,30 @@ def test_vmapped_mean_equals_the_matrix_form_exactly_in_float64(x64):
         )
         < 1e-14
     )
+
+
+def test_backpropagate_errors_are_dC_dz_for_one_example_and_for_rows(x64):
+    net, params, X, Y = _problem("tanh", "softmax", "log_likelihood", jnp.float64, seed=2)
+    zs, acts = fb.forward_pass(net, params, X)  # one row per example
+    deltas = fb.backpropagate_errors(net, params, zs, acts, Y)
+    assert [d.shape for d in deltas] == [z.shape for z in zs] == [(5, 3), (5, 3), (5, 2)]
+    for m in range(X.shape[0]):
+        zs_m, acts_m = fb.forward_pass(net, params, X[m])
+        deltas_m = fb.backpropagate_errors(net, params, zs_m, acts_m, Y[m])
+        assert [d.shape for d in deltas_m] == [(3,), (3,), (2,)]
+        for rows, one in zip(deltas, deltas_m, strict=True):
+            np.testing.assert_allclose(rows[m], one, rtol=1e-13)
+        # δ^L = ∂C/∂z^L (BP1), and BP3: ∂C/∂b^l = δ^l
+        expected = jax.grad(lambda z, m=m: textbook_cost_from_z(z, Y[m]))(zs_m[-1])
+        np.testing.assert_allclose(deltas_m[-1], expected, rtol=1e-12, atol=1e-15)
+        grads = fb.backprop(net, params, X[m], Y[m])
+        for (_, nabla_b), delta in zip(grads, deltas_m, strict=True):
+            np.testing.assert_allclose(nabla_b, delta, rtol=1e-14)
+
+
+def textbook_cost_from_z(z, y):
+    """Log-likelihood of softmax outputs, as a function of the output weighted input."""
+    return COST["log_likelihood"](SIGMA["softmax"](z), y)
 
 
 # -- random networks ------------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""The backpropagation algorithm, written by hand from the four fundamental equations.
+
+    δ^L = ∇_a C ⊙ σ′(z^L)                    (BP1)
+    δ^l = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ′(z^l)      (BP2)
+    ∂C/∂b^l_j = δ^l_j                         (BP3)
+    ∂C/∂w^l_jk = a^{l−1}_k δ^l_j              (BP4)
+
+The Hadamard products with σ′ are `Activation.backward`, so the same lines serve softmax (a
+Jacobian-transpose product there) and per-neuron activations. BP1 is `Cost.output_error`, which
+uses δ^L = a − y for cross-entropy with sigmoid and log-likelihood with softmax outputs.
+
+Three forms compute the same gradient, each returning a pytree shaped exactly like `params`:
+
+- `backprop`: one example x (n_in,), as in the book's algorithm (vectors throughout);
+- `backprop_vmap`: the per-example algorithm mapped over the rows of X (m, n_in) with
+  `jax.vmap`, averaged;
+- `backprop_batch`: the fully matrix-based form of the chapter-2 problem: the same rows X, worked
+  on as the book's matrix [x_1 … x_m] whose columns are the examples, one matrix per layer.
+
+`cost_with_backprop(net)` makes the hand-written pass JAX's own rule: a cost function whose
+reverse-mode derivative, under `jax.grad` and everything built on it, is BP1–BP4.
+
+All are pure and jit-compatible (`jax.jit(backprop)(net, params, x, y)`: a `Network` has no array
+leaves, so it passes through `jit` as static structure).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .errors import ShapeError
+from .network import Network, Params, _forward_pass, cost
+from .validation import check_inputs
+
+__all__ = [
+    "backprop",
+    "backprop_batch",
+    "backprop_vmap",
+    "backpropagate_errors",
+    "cost_with_backprop",
+]
+
+_FOR_A_BATCH = ": for the rows of X use backprop_vmap or backprop_batch"
+
+
+def backpropagate_errors(net: Network, params: Params, weighted_inputs, activations, y):
+    """The errors δ^l = ∂C/∂z^l of every layer l = 2, …, L, output layer last.
+
+    Starts from the output error (BP1) and moves it backward one layer at a time (BP2). Takes
+    what `forward_pass` returns: for one example (vectors), or for rows (one δ row per example).
+    """
+    if np.ndim(y) == 1:
+        return _backpropagate(net, params, weighted_inputs, activations, y)
+    return jax.vmap(_backpropagate, in_axes=(None, None, 0, 0, 0))(
+        net, params, weighted_inputs, activations, y
+    )
+
+
+def _backpropagate(net: Network, params: Params, weighted_inputs, activations, y):
+    """BP1 and BP2 for one example, or for the columns of the book's matrices (axis 0 neurons)."""
+    sigmas = net.activations
+    delta = net.cost.output_error(sigmas[-1], weighted_inputs[-1], activations[-1], y)  # BP1
+    deltas = [delta]
+    for (w, _), sigma, z in zip(
+        reversed(params[1:]), reversed(sigmas[:-1]), reversed(weighted_inputs[:-1]), strict=True
+    ):
+        delta = sigma.backward(z, w.T @ delta)  # BP2: ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ′(z^l)
+        deltas.append(delta)
+    return tuple(reversed(deltas))
+
+
+def _errors(net: Network, params: Params, x, y):
+    """Feedforward, then BP1 and BP2: the errors δ^l and the activations a^{l−1} they meet."""
+    weighted_inputs, activations = _forward_pass(net, params, x)
+    return _backpropagate(net, params, weighted_inputs, activations, y), activations[:-1]
+
+
+def backprop(
+    net: Network, params: Params, x: Float[Array, " n_in"], y: Float[Array, " n_out"]
+) -> Params:
+    """∇C_x for one training example: `((nabla_w, nabla_b), …)` shaped like `params`.
+
+    1. Feedforward: z^l = w^l a^{l−1} + b^l and a^l = σ(z^l) for l = 2, …, L.
+    2. Output error δ^L (BP1), then δ^l for l = L−1, …, 2 (BP2).
+    3. Output: ∂C/∂b^l = δ^l (BP3) and ∂C/∂w^l = δ^l (a^{l−1})ᵀ (BP4).
+    """
+    check_inputs(net, params, x, y, one_example=True, hint=_FOR_A_BATCH)
+    deltas, inputs = _errors(net, params, x, y)
+    return tuple(
+        (jnp.outer(delta, a_in), delta)  # BP4: a^{l−1}_k δ^l_j; BP3: δ^l_j
+        for delta, a_in in zip(deltas, inputs, strict=True)
+    )
+
+
+def backprop_vmap(
+    net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
+) -> Params:
+    """The mean of `backprop` over a mini-batch (one example per row), mapped with `jax.vmap`.
+
+    As in the book's mini-batch algorithm, feedforward, BP1 and BP2 run for each example x
+    (here under `jax.vmap`), and the gradient-descent step sums over the examples:
+    ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ and ∂C/∂b^l = (1/m) Σ_x δ^{x,l}. With one example per
+    column, Σ_x δ^{x,l} (a^{x,l−1})ᵀ is the single product δ^l (a^{l−1})ᵀ; averaging m separate
+    outer products instead would write out m matrices the size of w^l for every mini-batch.
+
+    The examples are mapped as columns, and each b^l is handed to `vmap` repeated once per
+    example, mapped like them: with one b^l shared by all examples, `vmap` would move the
+    examples to the rows of every z^l, and XLA's CPU matrix products are then about 20 % slower
+    for mini-batches of 100 or more (benchmarks/README.md). The arithmetic is the same.
+    """
+    _check_rows(net, params, X, Y)
+    m = X.shape[0]
+    per_example = tuple((w, jnp.broadcast_to(b[:, None], (*b.shape, m))) for w, b in params)
+    in_axes = (None, tuple((None, 1) for _ in params), 1, 1)
+    deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T)
+    return tuple(
+        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the examples
+        for delta, a_in in zip(deltas, inputs, strict=True)
+    )
+
+
+def backprop_batch(
+    net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
+) -> Params:
+    """The mean gradient over a mini-batch by fully matrix-based backpropagation.
+
+    X holds one example per row, as everywhere in fnbackprop. The algorithm works, as in the
+    book, on its transpose, the matrix [x_1 x_2 … x_m] whose columns are the examples, so that
+    every z^l, a^l and δ^l is a matrix with one column per example. BP3 and BP4 then sum over
+    the columns: ∂C/∂b^l = (1/m) Σ_x δ^{x,l} and
+    ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ = δ^l (a^{l−1})ᵀ / m.
+    """
+    _check_rows(net, params, X, Y)
+    m = X.shape[0]
+    columns, labels = X.T, Y.T  # the book's X = [x_1 … x_m] and its labels, one column each
+    weighted_inputs, activations = _forward_pass(net, params, columns)
+    deltas = _backpropagate(net, params, weighted_inputs, activations, labels)
+    return tuple(
+        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the mini-batch
+        for delta, a_in in zip(deltas, activations[:-1], strict=True)
+    )
+
+
+def _check_rows(net: Network, params: Params, X, Y) -> None:
+    check_inputs(net, params, X, Y)
+    if np.ndim(X) != 2:
+        raise ShapeError(
+            f"x has shape {np.shape(X)}: a mini-batch is the rows of X (m, {net.sizes[0]}); "
+            "for one example use backprop, or pass x[None]"
+        )
+
+
+def cost_with_backprop(net: Network):
+    """The mean cost `f(params, X, Y)` whose reverse-mode derivative is BP1–BP4, by hand.
+
+    `f` computes what `fnbackprop.cost` computes (C_x for one example (n_in,), the mean over the
+    rows of X (m, n_in) otherwise) and is a `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`,
+    `eqx.filter_value_and_grad`, `jax.vjp`, an optax loop of your own, `jit`, and `vmap` (per
+    example gradients) all run the hand-written pass instead of differentiating the forward
+    computation:
+
+    - with respect to the parameters: BP1–BP4, averaged over the rows;
+    - with respect to X: one more BP2 step to the input layer, ∇_x C_x = (w²)ᵀ δ² (over m);
+    - with respect to Y: the cost's own derivative ∂C_x/∂y (JAX's derivative of C(σ(z^L), y) in
+      y, z^L held fixed), over m.
+
+    Forward mode of `f` itself is not supported (`jax.jvp` and `jax.jacfwd` raise TypeError),
+    as for any `custom_vjp`; use `fnbackprop.cost` there. `jax.hessian` works: it is forward mode
+    over reverse mode, and so differentiates the hand-written backward pass (plain JAX
+    operations) — giving the exact Hessian.
+    """
+
+    @jax.custom_vjp
+    def f(params, X, Y):
+        return cost(net, params, X, Y)
+
+    def forward(params, X, Y):
+        check_inputs(net, params, X, Y)
+        x, y = (X, Y) if np.ndim(X) == 1 else (X.T, Y.T)  # one example, or the book's columns
+        weighted_inputs, activations = _forward_pass(net, params, x)
+        per_example = net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y)
+        return jnp.mean(per_example), (params, weighted_inputs, activations, y)
+
+    def backward(saved, g):
+        params, weighted_inputs, activations, y = saved
+        m = 1 if y.ndim == 1 else y.shape[1]
+        deltas = _backpropagate(net, params, weighted_inputs, activations, y)  # BP1, BP2
+        scale = g / m
+        nabla = tuple(
+            (
+                scale * (delta @ a_in.T if delta.ndim == 2 else jnp.outer(delta, a_in)),  # BP4
+                scale * (jnp.sum(delta, axis=1) if delta.ndim == 2 else delta),
+            )  # BP3
+            for delta, a_in in zip(deltas, activations[:-1], strict=True)
+        )
+        nabla_x = scale * (params[0][0].T @ deltas[0])  # BP2 once more: (w²)ᵀ δ²
+        z_out, sigma = weighted_inputs[-1], net.activations[-1]
+        _, pullback = jax.vjp(lambda y: net.cost.from_weighted_input(sigma, z_out, y), y)
+        (nabla_y,) = pullback(jnp.broadcast_to(scale, z_out.shape[1:]).astype(z_out.dtype))
+        if y.ndim == 2:  # back from the book's columns to rows
+            nabla_x, nabla_y = nabla_x.T, nabla_y.T
+        return nabla, nabla_x, nabla_y
+
+    f.defvjp(forward, backward)
+    return f

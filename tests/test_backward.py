@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_relative_error
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fnbackprop as fb
@@ -233,8 +233,11 @@ def test_random_networks_agree_with_jax_grad(sizes, hidden, cost, seed, scale):
         X = jax.random.normal(k2, (3, sizes[0]), jnp.float64)
         Y = jax.random.uniform(k3, (3, sizes[-1]), jnp.float64)  # soft targets in (0, 1)
         reference = textbook_grad(sigmas, cost, params, X[0], Y[0])
-        assert max_relative_error(fb.backprop(net, params, X[0], Y[0]), reference) < 1e-11
         batch_reference = textbook_grad_batch(sigmas, cost, params, X, Y)
+        # the textbook formulas overflow where an output saturates (ln(1 − a) with a rounded to
+        # 1): no reference there; saturation has its own tests (test_costs, test_extreme_inputs…)
+        assume(all(np.isfinite(g).all() for g in jax.tree.leaves((reference, batch_reference))))
+        assert max_relative_error(fb.backprop(net, params, X[0], Y[0]), reference) < 1e-11
         assert max_relative_error(fb.backprop_batch(net, params, X, Y), batch_reference) < 1e-11
         assert max_relative_error(fb.backprop_vmap(net, params, X, Y), batch_reference) < 1e-11
 

@@ -253,32 +253,9 @@ def as_activation(obj: Any) -> Activation:
     plain function such as `jax.nn.swish`), it has a `name`, it defines σ and σ′ (`prime`, or
     `backward` when `elementwise = False`), and it holds no arrays.
     """
-    if isinstance(obj, type) and issubclass(obj, Activation):
-        obj = _build(obj)
-    if not isinstance(obj, Activation):
-        if isinstance(obj, type):
-            raise FnbackpropError(
-                f"{obj.__name__} (from {obj.__module__}) is a class, not a subclass of "
-                f"fnbackprop.Activation, so it is not {obj.__name__}; {_HOW}"
-            )
-        if callable(obj):
-            label = getattr(obj, "__name__", type(obj).__name__)
-            raise FnbackpropError(
-                f"{label!r} is a plain function, not an fnbackprop.Activation: σ′ must be given "
-                f"by hand too; {_HOW}"
-            )
-        raise FnbackpropError(
-            f"an activation is a name, 'package.module:Name' or an fnbackprop.Activation, not "
-            f"{type(obj).__name__} {obj!r}"
-        )
+    obj = _instance_of(obj, Activation, "activation", "σ′", _HOW, "swish")
     cls = type(obj)
     label = cls.__name__
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str):
-        raise FnbackpropError(
-            f"activation {label} has no name: give the class one, e.g. name = 'swish' "
-            "(lowercase letters, digits and _)"
-        )
     if cls.__call__ is Activation.__call__:
         raise FnbackpropError(f"activation {label} defines no __call__ (σ itself); {_HOW}")
     if cls.elementwise and cls.prime is Activation.prime:
@@ -298,6 +275,36 @@ def as_activation(obj: Any) -> Activation:
             "nabla_a) returning J(z)ᵀ nabla_a"
         )
     _check_static(obj, "activation", "σ")
+    return obj
+
+
+def _instance_of(obj: Any, base: type, kind: str, derivative: str, how: str, example: str):
+    """`obj` as a named instance of `base` (a subclass is built with no arguments), or one
+    `FnbackpropError` line saying what it is instead and what to write."""
+    if isinstance(obj, type) and issubclass(obj, base):
+        obj = _build(obj)
+    if not isinstance(obj, base):
+        what = f"fnbackprop.{base.__name__}"
+        if isinstance(obj, type):
+            raise FnbackpropError(
+                f"{obj.__name__} (from {obj.__module__}) is a class but not a subclass of "
+                f"{what}; {how}"
+            )
+        if callable(obj):
+            label = getattr(obj, "__name__", type(obj).__name__)
+            raise FnbackpropError(
+                f"{label!r} is a plain function, not an {what}: {derivative} must be given by "
+                f"hand too; {how}"
+            )
+        raise FnbackpropError(
+            f"a{'n' if kind[0] in 'aeiou' else ''} {kind} is a name, 'package.module:Name' or "
+            f"an {what}, not {type(obj).__name__} {obj!r}"
+        )
+    if not isinstance(getattr(type(obj), "name", None), str):
+        raise FnbackpropError(
+            f"{kind} {type(obj).__name__} has no name: give the class one, e.g. "
+            f"name = {example!r} (lowercase letters, digits and _)"
+        )
     return obj
 
 

@@ -31,7 +31,15 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 from jaxtyping import Array, Float
 
-from .activations import Activation, Neuronwise, Sigmoid, Softmax, Softplus, _build, _check_static
+from .activations import (
+    Activation,
+    Neuronwise,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    _check_static,
+    _instance_of,
+)
 from .errors import FnbackpropError
 from .registry import Registry
 
@@ -217,31 +225,9 @@ def as_cost(obj: Any) -> Cost:
     function), it has a `name`, it defines C (`__call__`) and ∇_a C (`gradient`), its
     `output_activations` is None or a tuple of names, and it holds no arrays.
     """
-    if isinstance(obj, type) and issubclass(obj, Cost):
-        obj = _build(obj)
-    if not isinstance(obj, Cost):
-        if isinstance(obj, type):
-            raise FnbackpropError(
-                f"{obj.__name__} (from {obj.__module__}) is a class, not a subclass of "
-                f"fnbackprop.Cost, so it is not {obj.__name__}; {_HOW}"
-            )
-        if callable(obj):
-            label = getattr(obj, "__name__", type(obj).__name__)
-            raise FnbackpropError(
-                f"{label!r} is a plain function, not an fnbackprop.Cost: ∇_a C must be given by "
-                f"hand too; {_HOW}"
-            )
-        raise FnbackpropError(
-            f"a cost is a name, 'package.module:Name' or an fnbackprop.Cost, not "
-            f"{type(obj).__name__} {obj!r}"
-        )
+    obj = _instance_of(obj, Cost, "cost", "∇_a C", _HOW, "huber")
     cls = type(obj)
     label = cls.__name__
-    if not isinstance(getattr(cls, "name", None), str):
-        raise FnbackpropError(
-            f"cost {label} has no name: give the class one, e.g. name = 'huber' "
-            "(lowercase letters, digits and _)"
-        )
     if cls.__call__ is Cost.__call__:
         raise FnbackpropError(f"cost {label} defines no __call__ (C_x itself); {_HOW}")
     if cls.gradient is Cost.gradient:

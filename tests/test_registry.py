@@ -114,7 +114,7 @@ def test_import_paths_in_python_for_an_instance_or_a_class():
         ("no_such_module_xyz:Swish", ["no module named 'no_such_module_xyz'", "PYTHONPATH"]),
         ("experiments.swish_huber:Swoosh", ["has no 'Swoosh'", "swish_huber"]),
         ("experiments.swish_huber:", ["an import path is 'package.module:Name'"]),
-        ("fnbackprop.network:Network", ["is a class, not a subclass of fnbackprop.Activation"]),
+        ("fnbackprop.network:Network", ["is a class but not a subclass of fnbackprop.Activation"]),
         ("jax.nn:swish", ["plain function", "fnbackprop.Activation", "def prime"]),
     ],
 )

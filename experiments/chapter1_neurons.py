@@ -232,7 +232,9 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("chapter1_neurons", __doc__.splitlines()[0], run, argv, plot=plot)
+    return common.cli(
+        "chapter1_neurons", __doc__.splitlines()[0], run, argv, plot=plot, seeds=[SEED]
+    )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ def darkness_baseline(splits: Splits) -> dict:
     }
 
 
+def run_seeds(quick: bool) -> dict:
+    """The seeds of each config's runs, for the provenance record."""
+    if quick:
+        return {name: list(QUICK_SEEDS) for name in QUICK_CONFIGS}
+    return {name: list(HEADLINE_SEEDS if name in HEADLINE else SEEDS) for name in BOOK}
+
+
 def run(quick: bool = False, data_dir: str | None = None) -> dict:
     names = QUICK_CONFIGS if quick else tuple(BOOK)
     results: dict = {"quick": quick, "configs": {}}
@@ -73,6 +80,8 @@ def run(quick: bool = False, data_dir: str | None = None) -> dict:
         trained = train_seeds(config, seeds, data_dir, label=name, echo=not quick)
         results["configs"][name] = {
             "book": BOOK[name],
+            "sizes": list(config.network.sizes),  # the label: η = 0.001 runs [784, 100, 10]
+            "eta": config.training.eta,
             "config": fconfig.dumps(config),
             "seeds": list(seeds),
             "stalled": sum(r.get("best_test", 0.0) < STALLED_BELOW for r in trained["runs"]),
@@ -88,6 +97,7 @@ def plot(results: dict):
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for color, (name, entry) in zip(colors, results["configs"].items(), strict=False):
+        label = f"{name}: {entry['sizes']}, η = {entry['eta']:g}" if "sizes" in entry else name
         for i, r in enumerate(entry["runs"]):
             epochs = range(len(r["test_accuracy"]))
             for ax in axes:
@@ -99,7 +109,7 @@ def plot(results: dict):
                     lw=1,
                     marker=".",
                     markersize=3,
-                    label=name if i == 0 else None,
+                    label=label if i == 0 else None,
                 )
     dark = 100 * results["darkness"]["test_accuracy"]
     axes[0].axhline(dark, color="k", ls=":", label=f"average darkness ({dark:.2f} %)")
@@ -121,7 +131,9 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("chapter1_table", __doc__.splitlines()[0], run, argv, plot=plot)
+    return common.cli(
+        "chapter1_table", __doc__.splitlines()[0], run, argv, plot=plot, seeds=run_seeds
+    )
 
 
 if __name__ == "__main__":

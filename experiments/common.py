@@ -1,5 +1,6 @@
-"""Plumbing shared by the experiment scripts: arguments, where results go, atomic writes, seeded
-runs, and the small numeric helpers several scripts use (random pools, relative errors, MNIST).
+"""Plumbing shared by the experiment scripts: arguments, where results go, provenance, atomic
+writes, seeded runs, and the small numeric helpers several scripts use (random pools, relative
+errors, MNIST).
 
 Every experiment is a module `experiments/NAME.py` with settings at the top and
 
@@ -7,16 +8,28 @@ Every experiment is a module `experiments/NAME.py` with settings at the top and
     def main(argv=None) -> dict                                         # the command line
 
 `python -m experiments.NAME [--quick] [--out DIR] [--data-dir DIR]` runs it and writes
-`DIR/NAME.json` (and `DIR/NAME.png` where a plot says more than numbers); DIR defaults to
-`experiments/results/`. `--quick` is the seconds-long version the test suite runs.
+`DIR/NAME.json` (and `DIR/NAME.png` where a plot says more than numbers). The full run's DIR
+defaults to `experiments/results/`; `--quick`, the seconds-long version the test suite runs,
+writes to `runs/experiments-quick/` unless told otherwise, and is refused inside
+`experiments/results/`, so that a quick run never overwrites a full result.
+
+Every JSON carries a `provenance` record (`provenance()`): the commit and whether the tree had
+uncommitted changes, the versions of Python and the libraries, the devices, the date, the command
+that reproduces the file, `quick`, the seeds and the wall time.
 """
 
 import argparse
 import dataclasses
+import datetime
 import functools
+import hashlib
+import importlib.metadata
 import json
 import math
 import os
+import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,30 +39,178 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import fnbackprop
 from fnbackprop import config as fconfig
 from fnbackprop._io import atomic_file, write_text_atomic
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.runs import run_training
 from fnbackprop.training import DivergenceError
 
-RESULTS = Path(__file__).resolve().parent / "results"
-CONFIGS = Path(__file__).resolve().parent / "configs"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "experiments" / "results"
+QUICK_RESULTS = REPO / "runs" / "experiments-quick"
+CONFIGS = REPO / "experiments" / "configs"
+
+#: Changes under these folders do not make the tree dirty: results and scratch runs.
+NOT_CODE = ("experiments/results/", "runs/")
+#: The libraries whose versions every result records (distribution names).
+LIBRARIES = ("jax", "jaxlib", "optax", "equinox", "numpy")
+#: What a complete provenance record holds (the results test checks every committed file).
+PROVENANCE_KEYS = (
+    "commit",
+    "dirty",
+    "dirty_paths",
+    "git",
+    "versions",
+    "device",
+    "date",
+    "command",
+    "argv",
+    "quick",
+    "seeds",
+    "wall_seconds",
+)
 
 
 def parse_args(description: str, argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a small version that runs in seconds")
-    parser.add_argument("--out", default=str(RESULTS), help="where to write NAME.json / NAME.png")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"where to write NAME.json / NAME.png (default: {RESULTS.relative_to(REPO)}/, "
+        f"with --quick {QUICK_RESULTS.relative_to(REPO)}/)",
+    )
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $FNBACKPROP_DATA)")
     return parser.parse_args(argv)
 
 
-def save_json(out_dir: "str | os.PathLike", name: str, results: dict) -> Path:
-    """Write `results` as `out_dir/name.json`, atomically; NaN and inf become null."""
+def output_folder(out: "str | os.PathLike | None", quick: bool) -> Path:
+    """Where a run writes: `out`, else the results folder (full) or the quick folder.
+
+    A quick run inside `experiments/results/` is refused with one line and exit code 2.
+    """
+    if out is None:
+        return QUICK_RESULTS if quick else RESULTS
+    path = Path(out).resolve()
+    if quick and _inside_results(path):
+        print(
+            f"refused: --quick writes no results into {RESULTS} (those are full runs only); "
+            "leave out --out, or give another folder",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return path
+
+
+def _inside_results(path: "str | os.PathLike") -> bool:
+    path = Path(path).resolve()
+    return path == RESULTS or RESULTS in path.parents
+
+
+# -- provenance ----------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
+    return done.stdout
+
+
+def git_state() -> dict:
+    """The commit, and the uncommitted changes outside `NOT_CODE`, or why git could not say."""
+    try:
+        commit = _git("rev-parse", "HEAD").strip()
+        lines = _git("status", "--porcelain", "--untracked-files=all").splitlines()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        reason = str(err) or type(err).__name__
+        return {"commit": None, "dirty": None, "dirty_paths": None, "git": f"unavailable: {reason}"}
+    paths = []
+    for line in lines:
+        for path in line[3:].split(" -> "):  # a rename names both paths
+            path = path.strip().strip('"')
+            if not path.startswith(NOT_CODE):
+                paths.append(path)
+    paths = sorted(set(paths))
+    return {"commit": commit, "dirty": bool(paths), "dirty_paths": paths, "git": "ok"}
+
+
+def versions(extra: tuple[str, ...] = ()) -> dict:
+    """Python, fnbackprop and the libraries' versions (None for one not installed)."""
+    found = {"python": platform.python_version(), "fnbackprop": fnbackprop.__version__}
+    for name in (*LIBRARIES, *extra):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def device() -> dict:
+    """The default backend, its devices' kind and count, and the host's CPU count."""
+    devices = jax.devices()
+    return {
+        "platform": jax.default_backend(),
+        "kind": devices[0].device_kind,
+        "count": len(devices),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def command(name: str, quick: bool) -> str:
+    """The command that writes this result again (its folder and data aside)."""
+    return f"python -m experiments.{name}" + (" --quick" if quick else "")
+
+
+def provenance(
+    name: str,
+    *,
+    quick: bool,
+    seeds: Any,
+    wall_seconds: float | None,
+    argv: list[str] | None = None,
+    extra_versions: tuple[str, ...] = (),
+) -> dict:
+    """The record every results JSON carries: what ran, on which code, where, when and how long.
+
+    `dirty` is whether `git status --porcelain` shows changes outside `NOT_CODE`, and
+    `dirty_paths` lists them; where git cannot answer, `commit` and `dirty` are None and `git`
+    says why.
+    """
+    return {
+        **git_state(),
+        "versions": versions(extra_versions),
+        "device": device(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command(name, quick),
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "quick": quick,
+        "seeds": seeds,
+        "wall_seconds": wall_seconds,
+    }
+
+
+def save_json(
+    out_dir: "str | os.PathLike", name: str, results: dict, *, record: dict | None = None
+) -> Path:
+    """Write `results` as `out_dir/name.json` with its provenance `record`, atomically; NaN and
+    inf become null.
+
+    Without `record` one is built here (seeds and wall time unknown), so no JSON is ever written
+    without provenance.
+    """
+    if record is None:
+        quick = bool(results.get("quick", False))
+        record = provenance(name, quick=quick, seeds=None, wall_seconds=None)
     out = Path(out_dir)
+    if record.get("quick") and _inside_results(out):
+        raise ValueError(f"a quick result is never written into {RESULTS}: {name}.json")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
-    write_text_atomic(path, json.dumps(_plain(results), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(_plain({**results, "provenance": record}), indent=2) + "\n")
     return path
 
 
@@ -76,16 +237,46 @@ def pyplot():
     return plt
 
 
-def cli(name: str, description: str, run: Callable[..., dict], argv=None, plot=None) -> dict:
-    """Parse the arguments, run, save `name.json` (and the plot, if `plot(results)` gives one)."""
+def cli(
+    name: str,
+    description: str,
+    run: Callable[..., dict],
+    argv=None,
+    plot=None,
+    *,
+    seeds: Any = None,
+    extra_versions: tuple[str, ...] = (),
+) -> dict:
+    """Parse the arguments, run, save `name.json` with its provenance (and the plot, if
+    `plot(results)` gives one). `seeds(quick)` (or a plain value) names the seeds the run used.
+    """
     args = parse_args(description, argv)
+    out = output_folder(args.out, args.quick)
+    start = time.perf_counter()
     results = run(quick=args.quick, data_dir=args.data_dir)
-    save_json(args.out, name, results)
-    if plot is not None:
-        fig = plot(results)
-        if fig is not None:
-            save_figure(fig, args.out, name)
-    return results
+    fig = plot(results) if plot is not None else None
+    record = provenance(
+        name,
+        quick=args.quick,
+        seeds=seeds(args.quick) if callable(seeds) else seeds,
+        wall_seconds=time.perf_counter() - start,
+        argv=sys.argv[1:] if argv is None else list(argv),
+        extra_versions=extra_versions,
+    )
+    path = save_json(out, name, results, record=record)
+    if fig is not None:
+        save_figure(fig, out, name)
+    print(f"{name}: wrote {path}" + (" and its .png" if fig is not None else ""), flush=True)
+    return {**results, "provenance": record}
+
+
+def results_fingerprint(folder: "str | os.PathLike" = RESULTS) -> dict[str, str]:
+    """{file name: SHA-256} of every file in `folder`: compare two to see whether it changed."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(Path(folder).iterdir())
+        if path.is_file()
+    }
 
 
 # -- training runs over several seeds --------------------------------------------------------------
@@ -104,19 +295,33 @@ def replace(config: fconfig.Config, **changes) -> fconfig.Config:
     return config
 
 
-def train_seeds(config, seeds, data_dir=None, *, label: str = "", echo: bool = True) -> dict:
-    """Train `config` once per seed; per-run curves, best and final epochs, and the summary."""
+def train_seeds(
+    config,
+    seeds,
+    data_dir=None,
+    *,
+    label: str = "",
+    echo: bool = True,
+    measure: Callable[..., dict] | None = None,
+) -> dict:
+    """Train `config` once per seed; per-run curves, best and final epochs, and the summary.
+
+    `measure(net, params)`, if given, adds its figures of the trained network to each run's record.
+    """
     runs = []
     for seed in seeds:
         start = time.perf_counter()
         say = functools.partial(_echo, f"{label} seed {seed}:") if echo else None
-        diverged = None
+        diverged, extra = None, {}
         try:
             seeded = replace(config, training={"seed": seed})
-            metrics = run_training(seeded, data_dir=data_dir, progress=False, echo=say).metrics
+            result = run_training(seeded, data_dir=data_dir, progress=False, echo=say)
+            metrics = result.metrics
+            if measure is not None:
+                extra = measure(result.net, result.params)
         except DivergenceError as err:  # reported, not fatal: the table says which diverged
             metrics, diverged = [], str(err)
-        runs.append(run_record(seed, metrics, time.perf_counter() - start, diverged))
+        runs.append(run_record(seed, metrics, time.perf_counter() - start, diverged) | extra)
     return {"runs": runs, **summarize(runs)}
 
 

@@ -18,6 +18,14 @@ points during training a fixed probe batch of training images is pushed through 
 and BP2, and per example and neuron we record |∂C_x/∂w| against the σ′(z) of the neuron the
 weight feeds (output and hidden) and against the input activation a_in, and the per-layer norm
 ‖δ^l‖ (mean over the probe batch). "Saturated" is σ′(z) < 10⁻³, "unsaturated" σ′(z) > 0.1.
+
+Every gradient is fnbackprop's own (`backprop` per example, vmapped, and `backprop_batch` for
+the batch), grouped by what the forward pass says of each neuron: nothing is recomputed from δ
+and a, so a wrong BP1, BP2 or BP4 in the package shows in the figures. The bins fix only how
+far apart σ′ is in the two groups (`sigma_prime_ratio_saturated_over_unsaturated`); whether the
+gradients follow it is measured. BP2 is also read off the gradients directly:
+|∂C_x/∂b^2_j| / |((w^3)ᵀ ∂C_x/∂b^3)_j| is |σ′(z^2_j)| if BP2 and BP3 hold, and its smallest value
+says whether any hidden neuron's incoming weights were slowed (leaky ReLU: 0.01, not 0).
 """
 
 import itertools
@@ -61,65 +69,101 @@ def bins_of(a_in):
 
 
 @jax.jit
-def errors(net, params, X, Y, X_val):
-    """Feedforward, BP1 and BP2 on the probe batch (one example per row), and guesses on X_val."""
+def gradients(net, params, X, Y, X_val):
+    """fnbackprop's own gradients on the probe batch (one example per row), reduced on the device.
+
+    Per example x, `backprop` gives ∂C_x/∂w and ∂C_x/∂b (vmapped over the rows); the batch
+    gradient is `backprop_batch`'s. Returned: the forward pass (z^l and a^l), per-example row and
+    column means and maxima of |∂C_x/∂w^l| (row j: the weights into neuron j; column k: the
+    weights out of input k), |∂C_x/∂b^l| (= |δ^l| by BP3), the batch ∂C/∂w^2, and the guesses on
+    X_val. Nothing here recomputes a gradient from δ and a: the statistics read what the package
+    computed.
+    """
     zs, acts = fb.forward_pass(net, params, X)  # every z^l and a^l (m, n_l), one row per example
-    deltas = fb.backpropagate_errors(net, params, zs, acts, Y)  # every δ^l (m, n_l)
-    hidden_sigma_prime = net.activations[0].prime(zs[0])
+    per_example = jax.vmap(fb.backprop, in_axes=(None, None, 0, 0))(net, params, X, Y)
+    (g_w2, g_b2), (g_w3, g_b3) = per_example  # g_w2 (m, 30, 784), g_w3 (m, 10, 30)
+    batch_w2 = fb.backprop_batch(net, params, X, Y)[0][0]
     guesses = jnp.argmax(fb.feedforward(net, params, X_val), axis=1)
-    return acts, deltas, hidden_sigma_prime, guesses
+    return {
+        "zs": zs,
+        "acts": acts,
+        "into_hidden": jnp.mean(jnp.abs(g_w2), axis=2),  # (m, 30): mean_k |∂C_x/∂w^2_jk|
+        "into_output": jnp.mean(jnp.abs(g_w3), axis=2),  # (m, 10): mean_k |∂C_x/∂w^3_jk|
+        "out_of_input": jnp.mean(jnp.abs(g_w2), axis=1),  # (m, 784): mean_j |∂C_x/∂w^2_jk|
+        "out_of_input_max": jnp.max(jnp.abs(g_w2), axis=1),  # (m, 784): max_j
+        "out_of_hidden": jnp.mean(jnp.abs(g_w3), axis=1),  # (m, 30): mean_j |∂C_x/∂w^3_jk|
+        # BP2 read off the gradients: |δ^2_j| / |((w^3)ᵀ δ^3)_j| with δ = ∂C/∂b (BP3) is |σ′(z^2_j)|
+        "delta_hidden": g_b2,
+        "delta_output": g_b3,
+        "back_hidden": g_b3 @ params[1][0],  # (w^3)ᵀ δ^3 for each example, (m, 30)
+        "batch_w2": batch_w2,
+        "guesses": guesses,
+    }
 
 
 def probe(net, params, X, Y, X_val, labels_val) -> dict:
     """Gradient statistics on a batch (X (m, 784), Y (m, 10), one example per row), and
     accuracy on X_val.
 
-    Sums and counts (not means), so that they can be pooled over the checkpoints; the
-    statistics are taken in numpy from the errors δ^l.
+    Sums and counts (not means), so that they can be pooled over the checkpoints; every figure
+    is a statistic of fnbackprop's gradients, grouped by the forward pass's σ′(z) and a_in.
     """
-    acts, deltas, hidden_sigma_prime, guesses = jax.tree.map(
-        np.asarray, errors(net, params, X, Y, X_val)
-    )
+    g = jax.tree.map(np.asarray, gradients(net, params, X, Y, X_val))
+    zs, acts = g["zs"], g["acts"]
     X, Y = np.asarray(X), np.asarray(Y)
     out = {
-        "accuracy": float(np.mean(guesses == np.asarray(labels_val))),
-        "delta_norm": [float(np.mean(np.linalg.norm(d, axis=1))) for d in deltas],
+        "accuracy": float(np.mean(g["guesses"] == np.asarray(labels_val))),
+        "delta_norm": [
+            float(np.mean(np.linalg.norm(d, axis=1)))
+            for d in (g["delta_hidden"], g["delta_output"])
+        ],
     }
 
-    # BP1: output neurons by saturation; |∂C_x/∂w^L_jk| averaged over k is |δ^L_j| mean_k |a_k|.
+    # BP1: wrong output neurons by saturation, and the σ′ ratio the bins alone would predict.
     a_out = acts[-1]
-    sigma_prime = a_out * (1 - a_out)  # the sigmoid output's σ′(z^L)
+    sigma_prime = np.asarray(net.activations[-1].prime(zs[-1]))
     wrong = np.abs(a_out - Y) > WRONG
-    grad_w_out = np.abs(deltas[-1]) * np.mean(np.abs(acts[-2]), axis=1, keepdims=True)
     for name, mask in (
         ("saturated_wrong", wrong & (sigma_prime < SATURATED)),
         ("unsaturated_wrong", wrong & (sigma_prime > UNSATURATED)),
     ):
-        out[f"{name}_grad_w"] = float(np.sum(grad_w_out[mask]))
-        out[f"{name}_delta"] = float(np.sum(np.abs(deltas[-1][mask])))
+        out[f"{name}_grad_w"] = float(np.sum(g["into_output"][mask]))
+        out[f"{name}_delta"] = float(np.sum(np.abs(g["delta_output"][mask])))  # |∂C_x/∂b^3_j|
+        out[f"{name}_sigma_prime"] = float(np.sum(sigma_prime[mask]))
         out[f"{name}_count"] = int(np.sum(mask))
 
-    # BP2: weights into a saturated hidden neuron; |∂C_x/∂w^2_jk| over k is |δ^2_j| mean_k |x_k|.
-    grad_w_hidden = np.abs(deltas[0]) * np.mean(np.abs(X), axis=1, keepdims=True)
+    # BP2: weights into saturated hidden neurons, and σ′ as the gradients show it.
+    hidden_sigma_prime = np.asarray(net.activations[0].prime(zs[0]))
     for name, mask in (
         ("hidden_saturated", hidden_sigma_prime < SATURATED),
         ("hidden_unsaturated", hidden_sigma_prime > UNSATURATED),
     ):
-        out[f"{name}_grad_w"] = float(np.sum(grad_w_hidden[mask]))
+        out[f"{name}_grad_w"] = float(np.sum(g["into_hidden"][mask]))
         out[f"{name}_count"] = int(np.sum(mask))
+    back = np.abs(g["back_hidden"])
+    seen = back > 1e-12 * np.max(back)  # where BP2 has something to scale
+    effective = np.abs(g["delta_hidden"][seen]) / back[seen]  # |σ′(z^2_j)| from the gradients
+    out["hidden_effective_sigma_prime_min"] = float(np.min(effective, initial=np.inf))
+    out["hidden_effective_slow"] = int(np.sum(effective < SATURATED))
+    out["hidden_effective_count"] = int(effective.size)
 
-    # BP4: |∂C_x/∂w^l_jk| averaged over j is |a^{l−1}_k| mean_j |δ^l_j|, by bins of a_in.
-    for l, (delta, a_in) in enumerate(zip(deltas, acts[:-1], strict=True), start=2):
-        grad = np.abs(a_in) * np.mean(np.abs(delta), axis=1, keepdims=True)
+    # BP4: mean_j |∂C_x/∂w^l_jk| by bins of the input a_in = a^{l−1}_k.
+    for l, (grad, a_in) in enumerate(
+        ((g["out_of_input"], X), (g["out_of_hidden"], acts[1])), start=2
+    ):
         masks = bins_of(a_in)
         out[f"a_in_layer{l}_grad_w"] = [float(np.sum(grad[m])) for m in masks]
         out[f"a_in_layer{l}_count"] = [int(np.sum(m)) for m in masks]
+    black = X == 0
+    out["a_in_zero_max_abs_grad"] = float(np.max(g["out_of_input_max"][black], initial=0))
+    out["a_in_nonzero_zero_grad_fraction"] = float(np.mean(g["out_of_input_max"][~black] == 0))
 
     # BP4 for the batch: the mean ∂C/∂w^2_jk over the batch, for pixels k black in every example.
-    nabla_w = deltas[0].T @ X / X.shape[0]  # Σ_x δ^{x,2} (x)ᵀ / m, shape (30, 784)
-    always_black = np.all(X == 0, axis=0)
+    always_black = np.all(black, axis=0)
     out["always_black_pixels"] = int(np.sum(always_black))
-    out["always_black_max_abs_grad"] = float(np.max(np.abs(nabla_w[:, always_black]), initial=0))
+    out["always_black_max_abs_grad"] = float(
+        np.max(np.abs(g["batch_w2"][:, always_black]), initial=0)
+    )
     out["hidden_saturated_fraction"] = float(np.mean(hidden_sigma_prime < SATURATED))
     return out
 
@@ -185,6 +229,22 @@ def summarise(history):
     )
     summary["saturated_over_unsaturated_grad_w"] = (
         summary["saturated_wrong_mean_abs_grad_w"] / summary["unsaturated_wrong_mean_abs_grad_w"]
+    )
+    # what BP1's σ′(z^L) factor alone predicts for that ratio (quadratic cost); cross-entropy's
+    # δ^L = a − y has no such factor, so its measured ratio should sit far above this one
+    summary["sigma_prime_ratio_saturated_over_unsaturated"] = (
+        total("saturated_wrong_sigma_prime") / max(total("saturated_wrong_count"), 1)
+    ) / (total("unsaturated_wrong_sigma_prime") / max(total("unsaturated_wrong_count"), 1))
+    # BP2 read off the gradients: |δ^2_j| / |((w^3)ᵀ δ^3)_j| = |σ′(z^2_j)|, from the package
+    summary["hidden_effective_sigma_prime_min"] = float(
+        min(h["hidden_effective_sigma_prime_min"] for h in history)
+    )
+    summary["hidden_effective_slow_fraction"] = float(
+        total("hidden_effective_slow") / max(total("hidden_effective_count"), 1)
+    )
+    summary["a_in_zero_max_abs_grad"] = float(max(h["a_in_zero_max_abs_grad"] for h in history))
+    summary["a_in_nonzero_zero_grad_fraction"] = float(
+        np.mean([h["a_in_nonzero_zero_grad_fraction"] for h in history])
     )
     for l in (2, 3):
         summary[f"a_in_layer{l}_mean_abs_grad_w"] = mean(
@@ -303,7 +363,7 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("learning_slowdown", __doc__.splitlines()[0], run, argv, plot)
+    return common.cli("learning_slowdown", __doc__.splitlines()[0], run, argv, plot, seeds=[SEED])
 
 
 if __name__ == "__main__":

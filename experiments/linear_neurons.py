@@ -208,7 +208,14 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("linear_neurons", __doc__.splitlines()[0], run, argv, plot=plot)
+    return common.cli(
+        "linear_neurons",
+        __doc__.splitlines()[0],
+        run,
+        argv,
+        plot=plot,
+        seeds=lambda quick: list(QUICK_SEEDS if quick else SEEDS),
+    )
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("matrix_minibatch", __doc__.splitlines()[0], run, argv, plot)
+    return common.cli("matrix_minibatch", __doc__.splitlines()[0], run, argv, plot, seeds=[SEED])
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ def overrides(activation: str, dataset: str, quick: bool = False) -> list[str]:
     return sets
 
 
+def trained_activations(net, params) -> dict:
+    """The σ of each layer of the network that was trained, as it names itself."""
+    return {"activations": [sigma.name for sigma in net.activations]}
+
+
 def run(quick: bool = False, data_dir: str | None = None, fashion_dir: str | None = None) -> dict:
     """`data_dir` holds MNIST, `fashion_dir` Fashion-MNIST (default: $FNBACKPROP_FASHION_DATA,
     else the Debian package's /usr/share/datasets/fashion-mnist)."""
@@ -66,7 +71,14 @@ def run(quick: bool = False, data_dir: str | None = None, fashion_dir: str | Non
             results[dataset][activation] = {
                 "command": f"fnbackprop train {BASE.relative_to(BASE.parents[2])} "
                 + " ".join(f"--set '{s}'" for s in sets),
-                **train_seeds(config, seeds, folders[dataset], label=label, echo=not quick),
+                **train_seeds(
+                    config,
+                    seeds,
+                    folders[dataset],
+                    label=label,
+                    echo=not quick,
+                    measure=trained_activations,
+                ),
             }
     return results
 
@@ -111,7 +123,14 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("swap_activations", __doc__.splitlines()[0], run, argv, plot=plot)
+    return common.cli(
+        "swap_activations",
+        __doc__.splitlines()[0],
+        run,
+        argv,
+        plot=plot,
+        seeds=lambda quick: list(QUICK_SEEDS if quick else SEEDS),
+    )
 
 
 if __name__ == "__main__":

@@ -194,7 +194,9 @@ def plot(results: dict):
 
 
 def main(argv=None) -> dict:
-    return common.cli("why_backprop_is_fast", __doc__.splitlines()[0], run, argv, plot)
+    return common.cli(
+        "why_backprop_is_fast", __doc__.splitlines()[0], run, argv, plot, seeds=[SEED]
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,14 @@ from experiments import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _results_untouched():
+    """The quick runs here leave `experiments/results/` byte for byte as it was."""
+    before = common.results_fingerprint()
+    yield
+    assert common.results_fingerprint() == before, "a quick run wrote into experiments/results/"
+
+
 @pytest.fixture
 def mnist_once(mnist_dir, mnist, monkeypatch):
     """The MNIST folder, with the experiments' `load_dataset` answering from the session's copy.
@@ -78,26 +86,53 @@ def test_path_sum_equals_backprop_and_explodes():
 
 @pytest.mark.mnist
 def test_learning_slowdown(mnist_once):
+    """Every figure is a statistic of fnbackprop's own gradients (`backprop`, `backprop_batch`);
+    each threshold is one a wrong BP1, BP2 or BP4 in the package would cross."""
     results = quick(learning_slowdown, mnist_once)
     quadratic = results["configs"]["sigmoid, quadratic"]["summary"]
     leaky = results["configs"]["leaky ReLU hidden, cross-entropy"]["summary"]
     for s in (quadratic, leaky):
-        # BP4: weights out of a black pixel (a_in = 0) get exactly zero gradient ...
+        # BP4: ∂C_x/∂w_jk = a_k δ_j is exactly 0 for every black pixel (a_k = 0), in every
+        # example, and for every pixel black in the whole batch; never 0 where a_k ≠ 0
+        assert s["a_in_zero_max_abs_grad"] == 0.0
         assert s["a_in_layer2_mean_abs_grad_w"][0] == 0.0
         assert s["always_black_pixels"] > 0 and s["always_black_max_abs_grad"] == 0.0
+        assert s["a_in_nonzero_zero_grad_fraction"] < 0.01
         # ... and low-activation inputs learn more slowly than bright ones
         grads = s["a_in_layer2_mean_abs_grad_w"][1:]
         assert all(b > a for a, b in itertools.pairwise(grads))
+        assert grads[-1] > 10 * grads[0]
         assert s["saturated_wrong_pairs"] > 20 and s["unsaturated_wrong_pairs"] > 20
-    # BP1, quadratic cost: saturated wrong outputs learn orders of magnitude more slowly
-    assert quadratic["saturated_over_unsaturated_grad_w"] < 1e-2
-    # cross-entropy: δ^L = a − y, so a saturated wrong output keeps |δ| ≈ 1
+    # BP1, quadratic cost: saturated wrong outputs learn orders of magnitude more slowly, by the
+    # factor σ′(z^L) alone (a BP1 without σ′ gives ≈ 1; one with σ′² gives ≈ the factor squared)
+    ratio, predicted = (
+        quadratic["saturated_over_unsaturated_grad_w"],
+        quadratic["sigma_prime_ratio_saturated_over_unsaturated"],
+    )
+    assert ratio < 1e-2
+    assert predicted / 3 < ratio < 3 * predicted
+    # cross-entropy: δ^L = a − y, no σ′(z^L); a saturated wrong output keeps |δ| ≈ 1 and learns at
+    # least as fast as an unsaturated one, far above what σ′ would allow
     assert leaky["saturated_wrong_mean_abs_delta"] > 0.9
     assert leaky["saturated_over_unsaturated_grad_w"] > 0.5
-    # BP2: weights into saturated sigmoid hidden neurons learn slowly; leaky ReLU never saturates
+    assert (
+        leaky["saturated_over_unsaturated_grad_w"]
+        > 100 * (leaky["sigma_prime_ratio_saturated_over_unsaturated"])
+    )
+    # BP2, read off the gradients: |δ²_j| / |((w³)ᵀ δ³)_j| = |σ′(z²_j)|. Sigmoid hidden neurons
+    # are slowed exactly where the forward pass says they saturate; leaky ReLU's never fall
+    # below its slope of 0.01 (a ReLU-like σ′ = 0 for z < 0 would show 0)
     assert quadratic["hidden_saturated_fraction_mean"] > 0.1
     assert quadratic["hidden_saturated_over_unsaturated_grad_w"] < 1e-2
-    assert leaky["hidden_saturated_pairs"] == 0
+    assert (
+        abs(
+            quadratic["hidden_effective_slow_fraction"]
+            - quadratic["hidden_saturated_fraction_mean"]
+        )
+        < 0.02
+    )
+    assert leaky["hidden_effective_sigma_prime_min"] > 0.009
+    assert leaky["hidden_effective_slow_fraction"] == 0.0
 
 
 @pytest.mark.mnist

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import jax
 
-from fnbackprop import training
+from fnbackprop import optimizers, training
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.network import Network
 
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     X = jax.device_put(splits.train.images)
     Y = jax.device_put(one_hot(splits.train.labels, SIZES[-1]))
     net = Network(SIZES)
-    optimizer = training.make_optimizer("sgd", ETA)
+    optimizer = optimizers.make_optimizer("sgd", ETA)
     params = net.init(jax.random.key(SEED))
     epoch = training.make_epoch(
         net, optimizer, gradient=args.method, mini_batch_size=args.mini_batch

@@ -123,7 +123,8 @@ def _serve() -> None:
     from fnbackprop import sharding
     from fnbackprop.data import load_dataset, one_hot
     from fnbackprop.network import Network
-    from fnbackprop.training import make_epoch, make_optimizer
+    from fnbackprop.optimizers import make_optimizer
+    from fnbackprop.training import make_epoch
 
     shared = REPO.parent / "shared" / "data" / "mnist"
     data_dir = os.environ.get("FNBACKPROP_DATA") or (shared if shared.is_dir() else None)

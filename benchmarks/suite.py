@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnbackprop
-from fnbackprop import training
+from fnbackprop import optimizers, training
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.network import Network
 
@@ -163,7 +163,7 @@ def _peak_case(n: int) -> Callable:
 
 def _epoch_cases(s: Settings, X, Y) -> dict[tuple, Callable]:
     net = Network(SIZES)
-    optimizer = training.make_optimizer("sgd", ETA)
+    optimizer = optimizers.make_optimizer("sgd", ETA)
     params = net.init(jax.random.key(SEED))
     args = (params, optimizer.init(params), jax.random.key(SEED + 1), X, Y)
     cases = {}
@@ -280,7 +280,7 @@ def _vjp_epoch_cases(s: Settings, X, Y) -> dict[tuple, Callable]:
     """One SGD epoch of the chapter-1 net with `make_epoch(gradient=method)`, each of
     `VJP_METHODS`, from the same start and shuffle as the `epoch` cases."""
     net = Network(SIZES)
-    optimizer = training.make_optimizer("sgd", ETA)
+    optimizer = optimizers.make_optimizer("sgd", ETA)
     params = net.init(jax.random.key(SEED))
     args = (params, optimizer.init(params), jax.random.key(SEED + 1), X, Y)
     cases = {}

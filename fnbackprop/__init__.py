@@ -10,7 +10,10 @@ The public surface (one example is a vector (n,); several are the rows of a matr
   independent references;
 - `Activation`, `Cost` and the modules `activations` and `costs` (`register`, `names`, `get`):
   the built-ins and the door for your own; `check_activation`, `check_cost`, `check_network`;
-- the modules `training` (SGD epochs, `fit`, `evaluate`), `data`, `config`, `runs`, `sharding`.
+- `dropout_masks(key, net, p)`: chapter 3's dropout, an optional `masks` argument of the forward
+  pass, the cost and every gradient;
+- the modules `training` (SGD epochs, `fit`, `evaluate`, schedules), `data`, `config`, `runs`,
+  `sweeps`, `sharding`.
 
 Attributes are imported on first use, so `import fnbackprop` (and `fnbackprop --help`) does not
 load JAX until something needs it.
@@ -29,6 +32,7 @@ _EXPORTS = {
     "Network": "network",
     "Params": "network",
     "cost": "network",
+    "dropout_masks": "network",
     "feedforward": "network",
     "forward_pass": "network",
     "layer": "network",
@@ -63,10 +67,13 @@ _SUBMODULES = (
     "data",
     "errors",
     "network",
+    "optimizers",
     "references",
     "registry",
     "runs",
+    "schedules",
     "sharding",
+    "sweeps",
     "training",
     "validation",
 )
@@ -101,6 +108,7 @@ __all__ = [
     "costs",
     "count_paths",
     "data",
+    "dropout_masks",
     "errors",
     "feedforward",
     "finite_difference_grad",
@@ -108,11 +116,14 @@ __all__ = [
     "layer",
     "network",
     "neuronwise",
+    "optimizers",
     "path_sum_grad",
     "references",
     "registry",
     "runs",
+    "schedules",
     "sharding",
+    "sweeps",
     "training",
     "validation",
     "weighted_input",
@@ -134,7 +145,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
-    from . import activations, checkpoint, config, costs, data, registry, runs, sharding, training
+    from . import (
+        activations,
+        checkpoint,
+        config,
+        costs,
+        data,
+        registry,
+        runs,
+        sharding,
+        sweeps,
+        training,
+    )
     from .activations import Activation, neuronwise
     from .backward import (
         backprop,
@@ -146,7 +168,16 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from .check import check_activation, check_cost, check_network
     from .costs import Cost
     from .errors import CheckpointError, ConfigError, DataError, FnbackpropError, ShapeError
-    from .network import Network, Params, cost, feedforward, forward_pass, layer, weighted_input
+    from .network import (
+        Network,
+        Params,
+        cost,
+        dropout_masks,
+        feedforward,
+        forward_pass,
+        layer,
+        weighted_input,
+    )
     from .references import (
         alternate_presentation_grad,
         autodiff_grad,

@@ -20,6 +20,16 @@ Three forms compute the same gradient, each returning a pytree shaped exactly li
 `cost_with_backprop(net)` makes the hand-written pass JAX's own rule: a cost function whose
 reverse-mode derivative, under `jax.grad` and everything built on it, is BP1–BP4.
 
+Dropout (chapter 3): every form takes optional `masks` (`fnbackprop.dropout_masks`), one scaled
+mask m^l/(1 − p) per hidden layer, one row per example. The forward pass uses the thinned
+activations a^l = σ(z^l) ⊙ m^l/(1 − p), and the mask enters the backward pass twice:
+
+    δ^l = ((w^{l+1})ᵀ δ^{l+1}) ⊙ m^l/(1 − p) ⊙ σ′(z^l)      (BP2, dropout)
+    ∂C/∂w^l_jk = a^{l−1}_k δ^l_j, with the masked a^{l−1}     (BP4, dropout)
+
+so a dropped neuron passes no error back (δ^l_j = 0: its bias and incoming weights do not move)
+and its outgoing weights get no gradient (a^l_j = 0 in BP4).
+
 All are pure and jit-compatible (`jax.jit(backprop)(net, params, x, y)`: a `Network` has no array
 leaves, so it passes through `jit` as static structure).
 """
@@ -30,7 +40,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .errors import ShapeError
-from .network import Network, Params, _forward_pass, cost
+from .network import Masks, Network, Params, _forward_pass, cost
 from .validation import check_inputs
 
 __all__ = [
@@ -44,49 +54,62 @@ __all__ = [
 _FOR_A_BATCH = ": for the rows of X use backprop_vmap or backprop_batch"
 
 
-def backpropagate_errors(net: Network, params: Params, weighted_inputs, activations, y):
+def backpropagate_errors(
+    net: Network, params: Params, weighted_inputs, activations, y, masks: Masks | None = None
+):
     """The errors δ^l = ∂C/∂z^l of every layer l = 2, …, L, output layer last.
 
     Starts from the output error (BP1) and moves it backward one layer at a time (BP2). Takes
-    what `forward_pass` returns: for one example (vectors), or for rows (one δ row per example).
+    what `forward_pass` returns: for one example (vectors), or for rows (one δ row per example);
+    with dropout, the same `masks` the forward pass used.
     """
     if np.ndim(y) == 1:
-        return _backpropagate(net, params, weighted_inputs, activations, y)
-    return jax.vmap(_backpropagate, in_axes=(None, None, 0, 0, 0))(
-        net, params, weighted_inputs, activations, y
+        return _backpropagate(net, params, weighted_inputs, activations, y, masks)
+    return jax.vmap(_backpropagate, in_axes=(None, None, 0, 0, 0, 0))(
+        net, params, weighted_inputs, activations, y, masks
     )
 
 
-def _backpropagate(net: Network, params: Params, weighted_inputs, activations, y):
+def _backpropagate(
+    net: Network, params: Params, weighted_inputs, activations, y, masks: Masks | None = None
+):
     """BP1 and BP2 for one example, or for the columns of the book's matrices (axis 0 neurons)."""
     sigmas = net.activations
     delta = net.cost.output_error(sigmas[-1], weighted_inputs[-1], activations[-1], y)  # BP1
     deltas = [delta]
-    for (w, _), sigma, z in zip(
-        reversed(params[1:]), reversed(sigmas[:-1]), reversed(weighted_inputs[:-1]), strict=True
-    ):
-        delta = sigma.backward(z, w.T @ delta)  # BP2: ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ′(z^l)
+    hidden = range(len(sigmas) - 2, -1, -1)  # l = L−1, …, 2 as indices into the hidden layers
+    layers = (reversed(params[1:]), reversed(sigmas[:-1]), reversed(weighted_inputs[:-1]))
+    for (w, _), sigma, z, i in zip(*layers, hidden, strict=True):
+        nabla_a = w.T @ delta  # ∂C/∂a^l = (w^{l+1})ᵀ δ^{l+1}
+        if masks is not None:
+            nabla_a = nabla_a * masks[i]  # dropout: a dropped neuron sends no error back
+        delta = sigma.backward(z, nabla_a)  # BP2: ((w^{l+1})ᵀ δ^{l+1}) [⊙ m^l/(1 − p)] ⊙ σ′(z^l)
         deltas.append(delta)
     return tuple(reversed(deltas))
 
 
-def _errors(net: Network, params: Params, x, y):
+def _errors(net: Network, params: Params, x, y, masks: Masks | None = None):
     """Feedforward, then BP1 and BP2: the errors δ^l and the activations a^{l−1} they meet."""
-    weighted_inputs, activations = _forward_pass(net, params, x)
-    return _backpropagate(net, params, weighted_inputs, activations, y), activations[:-1]
+    weighted_inputs, activations = _forward_pass(net, params, x, masks)
+    return _backpropagate(net, params, weighted_inputs, activations, y, masks), activations[:-1]
 
 
 def backprop(
-    net: Network, params: Params, x: Float[Array, " n_in"], y: Float[Array, " n_out"]
+    net: Network,
+    params: Params,
+    x: Float[Array, " n_in"],
+    y: Float[Array, " n_out"],
+    masks: Masks | None = None,
 ) -> Params:
     """∇C_x for one training example: `((nabla_w, nabla_b), …)` shaped like `params`.
 
-    1. Feedforward: z^l = w^l a^{l−1} + b^l and a^l = σ(z^l) for l = 2, …, L.
-    2. Output error δ^L (BP1), then δ^l for l = L−1, …, 2 (BP2).
-    3. Output: ∂C/∂b^l = δ^l (BP3) and ∂C/∂w^l = δ^l (a^{l−1})ᵀ (BP4).
+    1. Feedforward: z^l = w^l a^{l−1} + b^l and a^l = σ(z^l) for l = 2, …, L
+       (with dropout `masks`, a^l = σ(z^l) ⊙ m^l/(1 − p) in the hidden layers).
+    2. Output error δ^L (BP1), then δ^l for l = L−1, …, 2 (BP2, with the mask).
+    3. Output: ∂C/∂b^l = δ^l (BP3) and ∂C/∂w^l = δ^l (a^{l−1})ᵀ (BP4, masked a^{l−1}).
     """
-    check_inputs(net, params, x, y, one_example=True, hint=_FOR_A_BATCH)
-    deltas, inputs = _errors(net, params, x, y)
+    check_inputs(net, params, x, y, one_example=True, hint=_FOR_A_BATCH, masks=masks)
+    deltas, inputs = _errors(net, params, x, y, masks)
     return tuple(
         (jnp.outer(delta, a_in), delta)  # BP4: a^{l−1}_k δ^l_j; BP3: δ^l_j
         for delta, a_in in zip(deltas, inputs, strict=True)
@@ -94,7 +117,11 @@ def backprop(
 
 
 def backprop_vmap(
-    net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
+    net: Network,
+    params: Params,
+    X: Float[Array, "m n_in"],
+    Y: Float[Array, "m n_out"],
+    masks: Masks | None = None,
 ) -> Params:
     """The mean of `backprop` over a mini-batch (one example per row), mapped with `jax.vmap`.
 
@@ -108,12 +135,14 @@ def backprop_vmap(
     example, mapped like them: with one b^l shared by all examples, `vmap` would move the
     examples to the rows of every z^l, and XLA's CPU matrix products are then about 20 % slower
     for mini-batches of 100 or more (benchmarks/README.md). The arithmetic is the same.
+    Dropout `masks` (one row per example) are mapped as columns too.
     """
-    _check_rows(net, params, X, Y)
+    _check_rows(net, params, X, Y, masks)
     m = X.shape[0]
     per_example = tuple((w, jnp.broadcast_to(b[:, None], (*b.shape, m))) for w, b in params)
-    in_axes = (None, tuple((None, 1) for _ in params), 1, 1)
-    deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T)
+    columns = None if masks is None else tuple(mask.T for mask in masks)
+    in_axes = (None, tuple((None, 1) for _ in params), 1, 1, 1)
+    deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T, columns)
     return tuple(
         (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the examples
         for delta, a_in in zip(deltas, inputs, strict=True)
@@ -121,7 +150,11 @@ def backprop_vmap(
 
 
 def backprop_batch(
-    net: Network, params: Params, X: Float[Array, "m n_in"], Y: Float[Array, "m n_out"]
+    net: Network,
+    params: Params,
+    X: Float[Array, "m n_in"],
+    Y: Float[Array, "m n_out"],
+    masks: Masks | None = None,
 ) -> Params:
     """The mean gradient over a mini-batch by fully matrix-based backpropagation.
 
@@ -129,21 +162,23 @@ def backprop_batch(
     book, on its transpose, the matrix [x_1 x_2 … x_m] whose columns are the examples, so that
     every z^l, a^l and δ^l is a matrix with one column per example. BP3 and BP4 then sum over
     the columns: ∂C/∂b^l = (1/m) Σ_x δ^{x,l} and
-    ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ = δ^l (a^{l−1})ᵀ / m.
+    ∂C/∂w^l = (1/m) Σ_x δ^{x,l} (a^{x,l−1})ᵀ = δ^l (a^{l−1})ᵀ / m. Dropout `masks` (one row
+    per example) become matrices with one column per example as well.
     """
-    _check_rows(net, params, X, Y)
+    _check_rows(net, params, X, Y, masks)
     m = X.shape[0]
     columns, labels = X.T, Y.T  # the book's X = [x_1 … x_m] and its labels, one column each
-    weighted_inputs, activations = _forward_pass(net, params, columns)
-    deltas = _backpropagate(net, params, weighted_inputs, activations, labels)
+    masks = None if masks is None else tuple(mask.T for mask in masks)
+    weighted_inputs, activations = _forward_pass(net, params, columns, masks)
+    deltas = _backpropagate(net, params, weighted_inputs, activations, labels, masks)
     return tuple(
         (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the mini-batch
         for delta, a_in in zip(deltas, activations[:-1], strict=True)
     )
 
 
-def _check_rows(net: Network, params: Params, X, Y) -> None:
-    check_inputs(net, params, X, Y)
+def _check_rows(net: Network, params: Params, X, Y, masks=None) -> None:
+    check_inputs(net, params, X, Y, masks=masks)
     if np.ndim(X) != 2:
         raise ShapeError(
             f"x has shape {np.shape(X)}: a mini-batch is the rows of X (m, {net.sizes[0]}); "
@@ -152,18 +187,20 @@ def _check_rows(net: Network, params: Params, X, Y) -> None:
 
 
 def cost_with_backprop(net: Network):
-    """The mean cost `f(params, X, Y)` whose reverse-mode derivative is BP1–BP4, by hand.
+    """The mean cost `f(params, X, Y, masks=None)` whose reverse-mode derivative is BP1–BP4, by
+    hand.
 
     `f` computes what `fnbackprop.cost` computes (C_x for one example (n_in,), the mean over the
-    rows of X (m, n_in) otherwise) and is a `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`,
-    `eqx.filter_value_and_grad`, `jax.vjp`, an optax loop of your own, `jit`, and `vmap` (per
-    example gradients) all run the hand-written pass instead of differentiating the forward
-    computation:
+    rows of X (m, n_in) otherwise; with dropout `masks`, of the thinned network) and is a
+    `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`, `eqx.filter_value_and_grad`, `jax.vjp`,
+    an optax loop of your own, `jit`, and `vmap` (per example gradients) all run the hand-written
+    pass instead of differentiating the forward computation:
 
     - with respect to the parameters: BP1–BP4, averaged over the rows;
     - with respect to X: one more BP2 step to the input layer, ∇_x C_x = (w²)ᵀ δ² (over m);
     - with respect to Y: the cost's own derivative ∂C_x/∂y (JAX's derivative of C(σ(z^L), y) in
-      y, z^L held fixed), over m.
+      y, z^L held fixed), over m;
+    - with respect to the dropout masks: ∂C/∂m^l = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ(z^l), over m.
 
     Forward mode of `f` itself is not supported (`jax.jvp` and `jax.jacfwd` raise TypeError),
     as for any `custom_vjp`; use `fnbackprop.cost` there. `jax.hessian` works: it is forward mode
@@ -172,20 +209,22 @@ def cost_with_backprop(net: Network):
     """
 
     @jax.custom_vjp
-    def f(params, X, Y):
-        return cost(net, params, X, Y)
+    def f(params, X, Y, masks=None):
+        return cost(net, params, X, Y, masks)
 
-    def forward(params, X, Y):
-        check_inputs(net, params, X, Y)
-        x, y = (X, Y) if np.ndim(X) == 1 else (X.T, Y.T)  # one example, or the book's columns
-        weighted_inputs, activations = _forward_pass(net, params, x)
+    def forward(params, X, Y, masks=None):
+        check_inputs(net, params, X, Y, masks=masks)
+        rows = np.ndim(X) == 2
+        x, y = (X.T, Y.T) if rows else (X, Y)  # the book's columns, or one example
+        columns = None if masks is None else tuple(m.T if rows else m for m in masks)
+        weighted_inputs, activations = _forward_pass(net, params, x, columns)
         per_example = net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y)
-        return jnp.mean(per_example), (params, weighted_inputs, activations, y)
+        return jnp.mean(per_example), (params, weighted_inputs, activations, y, columns)
 
     def backward(saved, g):
-        params, weighted_inputs, activations, y = saved
+        params, weighted_inputs, activations, y, masks = saved
         m = 1 if y.ndim == 1 else y.shape[1]
-        deltas = _backpropagate(net, params, weighted_inputs, activations, y)  # BP1, BP2
+        deltas = _backpropagate(net, params, weighted_inputs, activations, y, masks)  # BP1, BP2
         scale = g / m
         nabla = tuple(
             (
@@ -198,9 +237,18 @@ def cost_with_backprop(net: Network):
         z_out, sigma = weighted_inputs[-1], net.activations[-1]
         _, pullback = jax.vjp(lambda y: net.cost.from_weighted_input(sigma, z_out, y), y)
         (nabla_y,) = pullback(jnp.broadcast_to(scale, z_out.shape[1:]).astype(z_out.dtype))
+        nabla_masks = None
+        if masks is not None:  # a^l = σ(z^l) ⊙ mask, so ∂C/∂mask = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ(z^l)
+            nabla_masks = tuple(
+                scale * (w.T @ delta) * sigma(z)
+                for (w, _), delta, sigma, z in zip(
+                    params[1:], deltas[1:], net.activations, weighted_inputs, strict=False
+                )
+            )
         if y.ndim == 2:  # back from the book's columns to rows
             nabla_x, nabla_y = nabla_x.T, nabla_y.T
-        return nabla, nabla_x, nabla_y
+            nabla_masks = None if masks is None else tuple(n.T for n in nabla_masks)
+        return nabla, nabla_x, nabla_y, nabla_masks
 
     f.defvjp(forward, backward)
     return f

@@ -32,7 +32,7 @@ from .training import TrainState
 
 __all__ = ["FORMAT", "describe", "load", "read_header", "save"]
 
-FORMAT = "fnbackprop-checkpoint-2"
+FORMAT = "fnbackprop-checkpoint-3"  # 3: the hyper-parameters live in the optimizer state
 MAX_HEADER_BYTES = 2**26  # a header is a few kB per hundred epochs; a bigger claim is hostile
 
 

@@ -4,6 +4,11 @@ Every error a user can cause (a bad config, a missing or broken file, an unwrita
 wrong shape, a diverging run) prints one line on stderr and exits with code 2, as argparse does for
 a bad command line. Any other exception is a bug in fnbackprop: one line saying so, exit code 1.
 `--debug` prints the traceback before the line.
+
+`fnbackprop train` with a list where a number is expected (`--set 'training.seed=[0,1,2]'`) runs
+a sweep (`fnbackprop.sweeps`); without `--out` it saves under `runs/<config>-<time>/` and says
+where. A folder that holds a run is refused unless `--overwrite` or `--resume` says otherwise;
+`--resume DIR --set training.epochs=N` trains a finished run further.
 """
 
 import argparse
@@ -39,10 +44,32 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         dest="overrides",
-        help="override a config value, e.g. --set training.eta=0.5 (repeatable)",
+        help="override a config value, e.g. --set training.eta=0.5 (repeatable); a list where a "
+        "number is expected, --set 'training.seed=[0,1,2]', makes a sweep of every combination",
     )
-    train.add_argument("--out", metavar="DIR", help="write config, metrics, checkpoint, plot here")
-    train.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    train.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write config, metrics, checkpoints, plot here (default: runs/CONFIG-TIME/); a "
+        "sweep writes one folder per run here, plus summary.json and sweep.png",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run (or sweep) saved in DIR; --set training.epochs=N trains a "
+        "finished one further",
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run (or sweep) already in --out"
+    )
+    train.add_argument(
+        "--sweep-strategy",
+        choices=("auto", "sequential", "vmap"),
+        default="auto",
+        help="how a sweep's runs train: one after another, or runs that differ only in eta, "
+        "lmbda, l1, momentum, dropout as one vmapped program; auto (default): vmap groups of 8 "
+        "or more such runs",
+    )
     train.add_argument("--data-dir", metavar="DIR", help="where the data files are")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     hosts = train.add_argument_group(
@@ -88,36 +115,118 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    import functools
+
     import jax
 
     from . import config as configs
-    from . import sharding
-    from .runs import CONFIG, run_training
+    from . import runs, sharding, sweeps
 
     sharding.initialize(args.coordinator, args.num_processes, args.process_id)
+    label = " ".join(f"--set {o}" for o in args.overrides)
+    echo = functools.partial(print, flush=True)  # one whole line per epoch, even into a pipe
     if args.resume:
-        if args.config or args.overrides:
-            raise FnbackpropError(
-                "--resume DIR continues DIR's own config: give no CONFIG or --set"
-            )
-        if not (Path(args.resume) / CONFIG).is_file():
-            raise FnbackpropError(
-                f"nothing to resume in {args.resume}: no {CONFIG} there "
-                "(give the --out folder of an earlier run)"
-            )
-        config = configs.load(Path(args.resume) / CONFIG)
-        out = args.resume
-    elif args.config:
-        config = configs.load(args.config, args.overrides)
-        out = args.out
-    else:
+        if args.config:
+            raise FnbackpropError("--resume DIR continues DIR's own config: give no CONFIG")
+        if args.overwrite:
+            raise FnbackpropError("--resume continues a run and --overwrite replaces it: give one")
+        folder = Path(args.resume)
+        if (folder / sweeps.SWEEP_CONFIG).is_file():  # a sweep: continue every run
+            sweep = configs.load_sweep(folder / sweeps.SWEEP_CONFIG)
+            if args.overrides:
+                sweep = _extended(sweep, folder, args.overrides)
+            _enable_x64(jax, sweep.runs.values())
+            sweeps.run_sweep(sweep, folder, resume=True, data_dir=args.data_dir,
+                             progress=not args.quiet, label=label, echo=echo)  # fmt: skip
+            return 0
+        config = runs.resumed_config(folder, args.overrides)
+        _enable_x64(jax, [config])
+        runs.run_training(
+            config,
+            folder,
+            resume=True,
+            data_dir=args.data_dir,
+            progress=not args.quiet,
+            echo=echo,
+        )
+        return 0
+    if not args.config:
         raise FnbackpropError("train needs a CONFIG file (or --resume DIR)")
-    if config.training.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    run_training(
-        config, out, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet
-    )
+    sweep = configs.load_sweep(args.config, args.overrides)
+    out = args.out
+    if out is None:
+        out = runs.default_out(args.config)
+        print(f"fnbackprop: no --out given: saving in {out}", flush=True)
+    _enable_x64(jax, sweep.runs.values())
+    try:
+        if sweep.axes:
+            sweeps.run_sweep(sweep, out, overwrite=args.overwrite, data_dir=args.data_dir,
+                             progress=not args.quiet, label=label, echo=echo,
+                             strategy=args.sweep_strategy)  # fmt: skip
+            return 0
+        (config,) = sweep.runs.values()
+        runs.run_training(
+            config,
+            out,
+            overwrite=args.overwrite,
+            data_dir=args.data_dir,
+            progress=not args.quiet,
+            label=label,
+            echo=echo,
+        )
+    except BaseException:
+        if args.out is None:  # the folder we chose: leave nothing if no epoch was saved
+            _discard_unstarted(Path(out))
+        raise
     return 0
+
+
+def _discard_unstarted(folder: Path) -> None:
+    """Remove a run folder this command created if it holds no more than its config (the run
+    failed before its first epoch); a sweep folder, if none of its runs saved an epoch."""
+    import shutil
+
+    from .runs import CHECKPOINT
+
+    if not folder.is_dir() or any(folder.rglob(CHECKPOINT)):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _enable_x64(jax, configs) -> None:
+    if any(c.training.dtype == "float64" for c in configs):
+        jax.config.update("jax_enable_x64", True)
+
+
+def _extended(sweep, folder: Path, overrides: list[str]):
+    """A saved sweep with `--set training.epochs=N` applied to every run (nothing else may
+    change: see `runs.resumed_config`)."""
+    import dataclasses
+
+    from .config import Sweep
+    from .runs import resumed_config
+
+    extended = {}
+    for name, config in sweep.runs.items():
+        run = folder / name
+        if (run / "config.toml").is_file():
+            extended[name] = resumed_config(run, overrides)
+        else:  # not started yet: the new length, checked like the others
+            new = [o for o in overrides if o.partition("=")[0].strip() == "training.epochs"]
+            if len(new) != len(overrides):
+                bad = next(o for o in overrides if o not in new)
+                raise FnbackpropError(
+                    f"--set {bad}: --resume continues the sweep in {folder} as it was "
+                    "configured; only training.epochs may change"
+                )
+            try:
+                n = int(new[-1].partition("=")[2])
+            except ValueError:
+                message = f"--set {new[-1]}: training.epochs must be an integer"
+                raise FnbackpropError(message) from None
+            training = dataclasses.replace(config.training, epochs=n)
+            extended[name] = dataclasses.replace(config, training=training)
+    return Sweep(sweep.axes, extended)
 
 
 def _evaluate(args) -> int:

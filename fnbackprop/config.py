@@ -14,7 +14,14 @@
     epochs = 30
     mini_batch_size = 10
     eta = 3.0
-    lmbda = 0.0                   # L2 weight decay on weights only, w → (1 − ηλ/n) w − …
+    lmbda = 0.0                   # L2 on weights only, λ/n · w: w → (1 − ηλ/n) w − … (eq. 93)
+    l1 = 0.0                      # L1 on weights only, λ₁/n · sgn(w) (eqs. 95–97)
+    dropout = 0.0                 # probability of dropping a hidden neuron, 0 ≤ p < 1
+    early_stopping = 0            # stop after n epochs without a better validation accuracy
+    schedule = "constant"         # halve_on_plateau | cosine_decay | exponential_decay | …
+    schedule_args = {}            # the schedule's options, e.g. { patience = 10 }
+    monitor_training_cost = false # score the training data too (network2's monitor_* flags)
+    monitor_training_accuracy = false
     optimizer = "sgd"             # sgd | momentum | adam
     momentum = 0.9
     gradient = "backprop"         # backprop | backprop_batch | autodiff | backprop_vjp
@@ -28,34 +35,46 @@
     train_size = 50000            # use the first n training images
 
 Every key has a default; a file need only say what differs. An unknown key, a value of the wrong
-type or an unknown name raises `ConfigError` naming the key and the valid choices. Every named
-choice (activation, cost, init, optimizer, gradient, dataset) is looked up in its registry
+type or an unknown name raises `ConfigError` naming the key and the valid choices, and where the
+value came from: the file, or the `--set KEY=VALUE` item that gave it. Every named choice
+(activation, cost, init, optimizer, gradient, schedule, dataset) is looked up in its registry
 (`fnbackprop.registry`), so a registered name or an import path `"package.module:Name"` works
 wherever a built-in name does, and the run's config keeps it as written.
+
+**Sweeps.** A list where a number is expected (`eta = [0.1, 0.5, 3.0]` in the file, or
+`--set 'training.seed=[0,1,2]'`) makes a sweep: `load_sweep` returns one `Config` per point of
+the product of all such lists, each named by its values (`eta=0.1,seed=2`). `load` refuses
+lists there, saying so.
 """
 
 import dataclasses
+import itertools
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import activations, costs
 from .data import DATASETS
 from .errors import ConfigError, FnbackpropError
 from .network import INITS, Network
+from .optimizers import OPTIMIZERS
 from .registry import Registry
+from .schedules import SCHEDULES, make_schedule
 from .sharding import check_divisible
-from .training import GRADIENTS, OPTIMIZERS
+from .training import GRADIENTS
 
 __all__ = [
     "DTYPES",
     "Config",
+    "Sweep",
     "apply_overrides",
     "build_network",
     "dumps",
+    "expand",
     "load",
+    "load_sweep",
     "parse",
 ]
 
@@ -86,6 +105,13 @@ class TrainingConfig:
     mini_batch_size: int = 10
     eta: float = 3.0
     lmbda: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
+    early_stopping: int = 0
+    schedule: str = "constant"
+    schedule_args: "Table" = ()
+    monitor_training_cost: bool = False
+    monitor_training_accuracy: bool = False
     optimizer: str = "sgd"
     momentum: float = 0.9
     gradient: str = "backprop"
@@ -111,11 +137,36 @@ class Config:
 _SECTIONS = {"network": NetworkConfig, "training": TrainingConfig, "data": DataConfig}
 
 
+class Sweep(NamedTuple):
+    """The runs of a sweep: `axes` maps each swept key ("training.eta") to its values, and `runs`
+    each run's name ("eta=0.1,seed=2", "" for a single run) to its `Config`."""
+
+    axes: dict[str, list]
+    runs: dict[str, Config]
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 
 def load(path: "str | Path", overrides: Iterable[str] = ()) -> Config:
-    """Read a TOML config, apply `--set key=value` overrides, and check everything."""
+    """Read a TOML config, apply `--set key=value` overrides, and check everything.
+
+    A list where a number is expected makes a sweep, which `load` refuses (use `load_sweep`).
+    """
+    sweep = load_sweep(path, overrides)
+    if sweep.axes:
+        key = next(iter(sweep.axes))
+        where = _source(str(path), _override_sources(overrides), key)
+        raise ConfigError(
+            f"{where}: {key} is a list, {sweep.axes[key]}: that makes a sweep, which "
+            "`fnbackprop train` runs (or fnbackprop.sweeps.run_sweep); here give one number"
+        )
+    return next(iter(sweep.runs.values()))
+
+
+def load_sweep(path: "str | Path", overrides: Iterable[str] = ()) -> Sweep:
+    """Read a TOML config with overrides; every list where a number is expected is a swept
+    axis. Returns the `Sweep` of every combination (a single run has no axes and one run "")."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,7 +178,28 @@ def load(path: "str | Path", overrides: Iterable[str] = ()) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    return parse(apply_overrides(raw, overrides), source=str(path))
+    overrides = list(overrides)
+    merged = apply_overrides(raw, overrides)
+    return expand(merged, source=str(path), sources=_override_sources(overrides))
+
+
+def _override_sources(overrides: Iterable[str]) -> dict[str, str]:
+    """`section.key` → the `--set` item that set it last."""
+    sources = {}
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if sep:
+            sources[key.strip()] = f"--set {item.strip()}"
+    return sources
+
+
+def _source(default: str, sources: Mapping[str, str] | None, *keys: str) -> str:
+    """Where the value of one of `keys` came from: the first `--set` item among them, or the
+    file (`default`)."""
+    for key in keys:
+        if sources and key in sources:
+            return sources[key]
+    return default
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -144,40 +216,94 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             value = text.strip()  # a bare word: tanh, mnist
         target = merged.setdefault(section, {})
         if not isinstance(target, dict):
-            raise ConfigError(f"--set {item!r}: {section} is not a section")
+            raise ConfigError(f"--set {item.strip()}: {section} is not a section")
         target[name] = value
     return merged
 
 
-def parse(raw: Mapping[str, Any], source: str = "config") -> Config:
-    """Check a config given as nested mappings (as read from TOML) and build a `Config`."""
+def expand(
+    raw: Mapping[str, Any], source: str = "config", sources: Mapping[str, str] | None = None
+) -> Sweep:
+    """Every combination of the lists found where numbers are expected, each parsed and checked.
+
+    The axes keep the order they appear in; a run's name lists its values as `key=value`
+    joined by commas, the key without its section when that is unambiguous.
+    """
+    axes: dict[str, list] = {}
+    for section, cls in _SECTIONS.items():
+        table = raw.get(section)
+        if not isinstance(table, Mapping):
+            continue
+        numeric = {f.name for f in dataclasses.fields(cls) if f.type in (int, float)}
+        for key, value in table.items():
+            if key in numeric and isinstance(value, list):
+                where = _source(source, sources, f"{section}.{key}")
+                if not value:
+                    raise ConfigError(
+                        f"{where}: {section}.{key} is an empty list: nothing to sweep"
+                    )
+                if len(set(map(repr, value))) != len(value):
+                    raise ConfigError(f"{where}: {section}.{key} lists a value twice: {value}")
+                axes[f"{section}.{key}"] = list(value)
+    short = _short_names(list(axes))
+    runs: dict[str, Config] = {}
+    for values in itertools.product(*axes.values()):
+        point = dict(zip(axes, values, strict=True))
+        one = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+        for key, value in point.items():
+            section, name = key.split(".")
+            one[section][name] = value
+        name = ",".join(f"{short[k]}={_show(v)}" for k, v in point.items())
+        runs[name] = parse(one, source=source, sources=sources)
+    return Sweep(axes, runs)
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    names = [k.split(".", 1)[1] for k in keys]
+    return {k: n if names.count(n) == 1 else k for k, n in zip(keys, names, strict=True)}
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def parse(
+    raw: Mapping[str, Any], source: str = "config", sources: Mapping[str, str] | None = None
+) -> Config:
+    """Check a config given as nested mappings (as read from TOML) and build a `Config`.
+
+    `sources` maps `section.key` to the `--set` item that gave its value, so that an error in it
+    names that item rather than `source` (the file).
+    """
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
+        section = sorted(unknown)[0]
+        where = next((v for k, v in (sources or {}).items() if k.split(".")[0] == section), source)
         raise ConfigError(
-            f"{source}: unknown section [{sorted(unknown)[0]}]; valid sections: "
-            f"{', '.join(_SECTIONS)}"
+            f"{where}: unknown section [{section}]; valid sections: {', '.join(_SECTIONS)}"
         )
     sections = {}
     for name, cls in _SECTIONS.items():
         table = raw.get(name, {})
         if not isinstance(table, Mapping):
             raise ConfigError(f"{source}: {name} must be a section ([{name}])")
-        sections[name] = _parse_section(name, cls, table, source)
+        sections[name] = _parse_section(name, cls, table, source, sources)
     config = Config(**sections)
-    _check_choices(config, source)
+    _check_choices(config, source, sources)
     return config
 
 
-def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: str):
+def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: str, sources=None):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in table.items():
+        where = _source(source, sources, f"{section}.{key}")
         if key not in fields:
             raise ConfigError(
-                f"{source}: unknown key {section}.{key}; valid keys in [{section}]: "
+                f"{where}: unknown key {section}.{key}; valid keys in [{section}]: "
                 f"{', '.join(fields)}"
             )
-        values[key] = _coerce(f"{section}.{key}", fields[key].type, value, source)
+        values[key] = _coerce(f"{section}.{key}", fields[key].type, value, where)
     required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
     if missing := [n for n in required if n not in values]:
         raise ConfigError(
@@ -190,6 +316,11 @@ def _coerce(key: str, kind: Any, value: Any, source: str):
     """`value` checked against the field type `kind`, converted where TOML is looser."""
     for rule_kind, rule in _RULES:
         if kind == rule_kind:
+            if isinstance(value, list) and kind in (int, float):
+                raise ConfigError(
+                    f"{source}: {key} is a list, {value}: a list where a number is expected "
+                    "makes a sweep (fnbackprop.config.load_sweep); here give one number"
+                )
             try:
                 return rule(key, value, source)
             except _Wrong as wrong:
@@ -213,6 +344,24 @@ def _number(key, value, source) -> float:
     if not math.isfinite(value):
         raise _Wrong("a finite number")
     return float(value)
+
+
+def _boolean(key, value, source) -> bool:
+    if not isinstance(value, bool):
+        raise _Wrong("true or false")
+    return value
+
+
+def _table(key, value, source) -> "Table":
+    """A TOML table of numbers (or true/false), kept as sorted (name, value) pairs."""
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        value = dict(value)
+    if not isinstance(value, Mapping) or not all(
+        isinstance(v, int | float | bool) and (isinstance(v, bool) or math.isfinite(v))
+        for v in value.values()
+    ):
+        raise _Wrong("a table of numbers, e.g. { patience = 5 }")
+    return tuple(sorted((str(k), v) for k, v in value.items()))
 
 
 def _string(key, value, source) -> str:
@@ -243,9 +392,14 @@ def _overrides(key, value, source) -> tuple["Override", ...]:
     return tuple(_parse_section(key, Override, v, source) for v in value)
 
 
+#: A TOML table of numbers, held as sorted (name, value) pairs so a Config stays hashable.
+Table = tuple[tuple[str, "int | float | bool"], ...]
+
 _RULES = (
     (int, _integer),
     (float, _number),
+    (bool, _boolean),
+    ("Table", _table),
     (str, _string),
     (tuple[int, ...], _sizes),
     (str | tuple[str, ...], _names),
@@ -253,24 +407,25 @@ _RULES = (
 )
 
 
-def _check_choices(config: Config, source: str) -> None:
+def _check_choices(config: Config, source: str, sources=None) -> None:
     """Every name names something, every number is in range, and the network can be built."""
-    _check_names(config, source)
-    _check_ranges(config, source)
+    _check_names(config, source, sources)
+    _check_ranges(config, source, sources)
     try:
         build_network(config)
     except FnbackpropError as err:
-        raise ConfigError(f"{source}: [network] {err}") from None
+        where = _source(source, sources, "network.sizes", "network.activation", "network.cost")
+        raise ConfigError(f"{where}: [network] {err}") from None
 
 
-def _check_names(config: Config, source: str) -> None:
+def _check_names(config: Config, source: str, sources=None) -> None:
     n, t, d = config.network, config.training, config.data
 
     def choose(key: str, value: str, registry: Registry):
         try:
             registry.get(value)
         except FnbackpropError as err:
-            raise ConfigError(f"{source}: {key}: {err}") from None
+            raise ConfigError(f"{_source(source, sources, key)}: {key}: {err}") from None
 
     names = (n.activation,) if isinstance(n.activation, str) else n.activation
     for name in names:
@@ -281,14 +436,21 @@ def _check_names(config: Config, source: str) -> None:
     choose("network.init", n.init, INITS)
     choose("training.optimizer", t.optimizer, OPTIMIZERS)
     choose("training.gradient", t.gradient, GRADIENTS)
+    choose("training.schedule", t.schedule, SCHEDULES)
     choose("data.dataset", d.dataset, DATASETS)
     if t.dtype not in DTYPES:
         raise ConfigError(
-            f"{source}: training.dtype = {t.dtype!r} is not one of: {', '.join(DTYPES)}"
+            f"{_source(source, sources, 'training.dtype')}: training.dtype = {t.dtype!r} is not "
+            f"one of: {', '.join(DTYPES)}"
         )
+    try:
+        make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args))
+    except FnbackpropError as err:
+        where = _source(source, sources, "training.schedule_args", "training.schedule")
+        raise ConfigError(f"{where}: training.schedule_args: {err}") from None
 
 
-def _check_ranges(config: Config, source: str) -> None:
+def _check_ranges(config: Config, source: str, sources=None) -> None:
     t, d = config.training, config.data
     for key, value in (
         ("training.epochs", t.epochs),
@@ -297,19 +459,34 @@ def _check_ranges(config: Config, source: str) -> None:
         ("data.train_size", d.train_size),
     ):
         if value < 1:
-            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
-    for key, value in (("training.eta", t.eta), ("training.lmbda", t.lmbda)):
+            where = _source(source, sources, key)
+            raise ConfigError(f"{where}: {key} must be at least 1, got {value}")
+    for key, value in (
+        ("training.eta", t.eta),
+        ("training.lmbda", t.lmbda),
+        ("training.l1", t.l1),
+        ("training.early_stopping", t.early_stopping),
+    ):
         if value < 0:
-            raise ConfigError(f"{source}: {key} must not be negative, got {value}")
-    if t.mini_batch_size > d.train_size:
+            raise ConfigError(
+                f"{_source(source, sources, key)}: {key} must not be negative, got {value}"
+            )
+    if not 0 <= t.dropout < 1:
         raise ConfigError(
-            f"{source}: training.mini_batch_size = {t.mini_batch_size} is larger than "
+            f"{_source(source, sources, 'training.dropout')}: training.dropout is the probability "
+            f"of dropping a hidden neuron, 0 ≤ p < 1, got {t.dropout}"
+        )
+    if t.mini_batch_size > d.train_size:
+        where = _source(source, sources, "training.mini_batch_size", "data.train_size")
+        raise ConfigError(
+            f"{where}: training.mini_batch_size = {t.mini_batch_size} is larger than "
             f"data.train_size = {d.train_size}"
         )
     try:
         check_divisible(t.mini_batch_size, t.devices)
     except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+        where = _source(source, sources, "training.devices", "training.mini_batch_size")
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def build_network(config: Config) -> Network:
@@ -350,8 +527,13 @@ def build_network(config: Config) -> Network:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def dumps(config: Config) -> str:
-    """The config as TOML text that `load` reads back to an equal `Config`."""
+def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
+    """The config as TOML text that `load` reads back to an equal `Config`.
+
+    With `axes` (`section.key` → values), those keys are written as lists: the file of a sweep,
+    which `load_sweep` reads back to the same runs.
+    """
+    axes = axes or {}
     lines = []
     for name in _SECTIONS:
         section = getattr(config, name)
@@ -362,6 +544,7 @@ def dumps(config: Config) -> str:
             if field.name == "override":
                 tables = value
                 continue
+            value = axes.get(f"{name}.{field.name}", value)
             lines.append(f"{field.name} = {_toml_value(value)}")
         for o in tables:
             lines += ["", f"[[{name}.override]]"]
@@ -375,6 +558,14 @@ def dumps(config: Config) -> str:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping):
+        value = tuple(value.items())
+    if (
+        isinstance(value, tuple)
+        and all(isinstance(p, tuple) and len(p) == 2 for p in value)
+        and (value == () or all(isinstance(k, str) for k, _ in value))
+    ):  # a table of numbers: schedule_args
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value) + "}"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):

@@ -10,6 +10,17 @@ One layout for every public function: one example is a vector x of shape (n_in,)
 the rows of X, shape (m, n_in), and every result keeps one row per example. Each function here is
 written for one example, as in the book, and mapped over the rows with `jax.vmap`. (The book's
 matrix X = [x₁ … x_m], with the examples as columns, lives inside `backprop_batch`.)
+
+Dropout (chapter 3, "Other techniques for regularization"): `dropout_masks(key, net, p)` draws,
+for every hidden layer l = 2, …, L−1, a mask m^l of independent Bernoulli(1 − p) draws scaled by
+1/(1 − p) ("inverted" dropout), and `forward_pass`, `cost` and every gradient take it as an
+optional `masks` argument:
+
+    a^l = σ(z^l) ⊙ m^l/(1 − p)   (hidden layers only: input and output are never masked)
+
+Scaling by 1/(1 − p) while training keeps the expected input of the next layer unchanged, so
+evaluation uses the network as it is, with no mask and no rescaled weights (the book instead
+halves the outgoing weights after training with p = 1/2).
 """
 
 from collections.abc import Callable, Sequence
@@ -30,9 +41,11 @@ from .validation import check_inputs
 
 __all__ = [
     "INITS",
+    "Masks",
     "Network",
     "Params",
     "cost",
+    "dropout_masks",
     "feedforward",
     "forward_pass",
     "layer",
@@ -41,12 +54,22 @@ __all__ = [
 ]
 
 Params = tuple[tuple[Float[Array, "n_out n_in"], Float[Array, " n_out"]], ...]
+#: One scaled dropout mask m^l/(1 − p) per hidden layer l = 2, …, L−1: (n_l,) for one example,
+#: (m, n_l) for the rows of X. `None` means no dropout.
+Masks = tuple[Float[Array, "*m n_l"], ...]
 
 
 def normal_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
-    """w, b ~ N(0, 1), every weight and bias (chapter 1)."""
+    """w, b ~ N(0, 1), every weight and bias (chapter 1).
+
+    Drawn in float32 and then cast, whatever `dtype`: `jax.random.normal` draws other numbers in
+    float64, so this way one seed starts its float32 and float64 runs from the same parameters,
+    and the two differ by precision alone.
+    """
     kw, kb = jax.random.split(key)
-    return jax.random.normal(kw, (n_out, n_in), dtype), jax.random.normal(kb, (n_out,), dtype)
+    w = jax.random.normal(kw, (n_out, n_in), jnp.float32)
+    b = jax.random.normal(kb, (n_out,), jnp.float32)
+    return w.astype(dtype), b.astype(dtype)
 
 
 def scaled_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
@@ -194,43 +217,79 @@ def _feedforward(net: Network, params: Params, x):
     return _forward_pass(net, params, x)[1][-1]
 
 
-def forward_pass(net: Network, params: Params, x: Float[Array, "*m n_in"]):
+def dropout_masks(
+    key: PRNGKeyArray,
+    net: Network,
+    p: "float | Array",
+    m: int | None = None,
+    dtype: jnp.dtype = jnp.float32,
+) -> Masks:
+    """The scaled dropout masks m^l/(1 − p) of every hidden layer l = 2, …, L−1.
+
+    Each hidden neuron is kept with probability 1 − p (m^l_j = 1) or dropped (m^l_j = 0), all
+    independently; kept ones are scaled by 1/(1 − p), so that E[a^l] is the undropped a^l and
+    evaluation needs no change. `m=None` gives one example's masks (n_l,), `m` examples' masks
+    (m, n_l), one row each. `p` may be a traced value (0 ≤ p < 1): one compiled epoch serves every
+    dropout probability. A network without hidden layers has no masks: `()`.
+    """
+    keys = jax.random.split(key, max(len(net.sizes) - 2, 1))
+    shapes = [(n,) if m is None else (m, n) for n in net.sizes[1:-1]]
+    keep = 1 - jnp.asarray(p, dtype)
+    return tuple(
+        jax.random.bernoulli(k, keep, shape).astype(dtype) / keep
+        for k, shape in zip(keys, shapes, strict=False)
+    )
+
+
+def forward_pass(
+    net: Network, params: Params, x: Float[Array, "*m n_in"], masks: Masks | None = None
+):
     """Feedforward that keeps every weighted input and activation.
 
     Returns `(weighted_inputs, activations)`: `weighted_inputs[i]` is z^{i+2} and
     `activations[i]` is a^{i+1}, so `activations[0]` is the input x and `activations[-1]` the
     output a^L; there is one more activation than weighted inputs. For rows X (m, n_in) each
-    z^l and a^l is (m, n_l), one row per example.
+    z^l and a^l is (m, n_l), one row per example. With dropout `masks` (`dropout_masks`), every
+    hidden activation is the masked one, a^l = σ(z^l) ⊙ m^l/(1 − p).
     """
-    check_inputs(net, params, x)
-    return over_rows(_forward_pass, net, params, x)
+    check_inputs(net, params, x, masks=masks)
+    return over_rows(_forward_pass, net, params, x, masks)
 
 
-def _forward_pass(net: Network, params: Params, x):
+def _forward_pass(net: Network, params: Params, x, masks: Masks | None = None):
     """z^l and a^l for one example x (n_in,), or, inside `backprop_batch`, for the columns of
-    the book's matrix X (n_in, m) — every σ acts on axis 0, the neuron axis."""
+    the book's matrix X (n_in, m) — every σ acts on axis 0, the neuron axis. `masks`, when given,
+    are shaped like the hidden activations (n_l,) or (n_l, m)."""
     weighted_inputs, activations = [], [x]
-    for (w, b), sigma in zip(params, net.activations, strict=True):
+    for l, ((w, b), sigma) in enumerate(zip(params, net.activations, strict=True)):
         a = activations[-1]
         z = w @ a + b.reshape(b.shape + (1,) * (a.ndim - 1))
         weighted_inputs.append(z)
-        activations.append(sigma(z))
+        a = sigma(z)
+        if masks is not None and l < len(masks):  # a hidden layer: dropout
+            a = a * masks[l]  # a^l = σ(z^l) ⊙ m^l/(1 − p)
+        activations.append(a)
     return tuple(weighted_inputs), tuple(activations)
 
 
 def cost(
-    net: Network, params: Params, x: Float[Array, "*m n_in"], y: Float[Array, "*m n_out"]
+    net: Network,
+    params: Params,
+    x: Float[Array, "*m n_in"],
+    y: Float[Array, "*m n_out"],
+    masks: Masks | None = None,
 ) -> Float[Array, ""]:
     """C_x for one example; for the rows of X and Y, the average C = (1/m) Σ_x C_x (eq. 26).
 
     Computed from the output weighted input z^L, so cross-entropy and log-likelihood stay finite
-    when the output neurons saturate.
+    when the output neurons saturate. With dropout `masks`, the cost of the thinned network those
+    masks describe (one mask row per example).
     """
-    check_inputs(net, params, x, y)
-    return jnp.mean(over_rows(_example_cost, net, params, x, y))
+    check_inputs(net, params, x, y, masks=masks)
+    return jnp.mean(over_rows(_example_cost, net, params, x, y, masks))
 
 
-def _example_cost(net: Network, params: Params, x, y):
+def _example_cost(net: Network, params: Params, x, y, masks=None):
     """C_x of one example (or, for the book's columns, one C_x per column)."""
-    weighted_inputs, _ = _forward_pass(net, params, x)
+    weighted_inputs, _ = _forward_pass(net, params, x, masks)
     return net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y)

@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .errors import FnbackpropError
-from .network import Network, Params, cost, forward_pass
+from .network import Masks, Network, Params, cost, forward_pass
 from .validation import check_inputs
 
 __all__ = [
@@ -34,12 +34,17 @@ __all__ = [
 
 
 def autodiff_grad(
-    net: Network, params: Params, x: Float[Array, "*m n_in"], y: Float[Array, "*m n_out"]
+    net: Network,
+    params: Params,
+    x: Float[Array, "*m n_in"],
+    y: Float[Array, "*m n_out"],
+    masks: Masks | None = None,
 ) -> Params:
     """∇C by `jax.grad` of the cost, shaped like `params`: of C_x for one example x (n_in,), of
-    the mean cost over the rows of X (m, n_in) for a mini-batch."""
-    check_inputs(net, params, x, y)
-    return jax.grad(cost, argnums=1)(net, params, x, y)
+    the mean cost over the rows of X (m, n_in) for a mini-batch; with dropout `masks`, of the
+    thinned network's cost (the reference the hand-written dropout pass is checked against)."""
+    check_inputs(net, params, x, y, masks=masks)
+    return jax.grad(cost, argnums=1)(net, params, x, y, masks)
 
 
 def finite_difference_grad(

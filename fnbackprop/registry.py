@@ -22,6 +22,7 @@ so a mistake is reported where the object is first given, in one line, not later
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import os
 import re
 import sys
@@ -110,6 +111,14 @@ def _import_module(module_name: str, spec: str, kind: str):
                 f"{type(err).__name__}: {' '.join(str(err).split())}"
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def parameter_names(fn: Callable) -> tuple[str, ...]:
+    """The names of `fn`'s parameters (() when Python cannot read its signature)."""
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return ()
 
 
 def _normalize(text: str) -> str:

@@ -3,27 +3,43 @@
 `run_training(config, out_dir)` trains as the config says and writes into `out_dir`:
 
 - `config.toml`: the resolved config, every key spelled out;
-- `metrics.jsonl`: one JSON object per epoch (`epoch`, `validation_accuracy`, `test_accuracy`,
-  their `_correct`, `_total` and `_cost`, and `seconds`);
+- `metrics.jsonl`: one JSON object per epoch (`epoch`, `eta`, `validation_accuracy`,
+  `test_accuracy`, their `_correct`, `_total` and `_cost`, `training_*` when monitored,
+  `best_epoch`, `seconds`, and `stopped` with the reason in an epoch that ends the run early);
 - `checkpoint.eqx`: parameters, optimizer state, PRNG key, epoch and metrics, after every epoch;
+- `best.eqx`: the same for the epoch with the best validation accuracy so far;
 - `learning_curve.png`: accuracy and cost per epoch.
 
 Every file is written atomically, so a run killed at any moment leaves the files of its last
 complete epoch, and `run_training(config, out_dir, resume=True)` continues from there to the same
-parameters an uninterrupted run reaches.
+parameters an uninterrupted run reaches (early stopping and the learning-rate schedule continue
+from the saved metrics).
+
+**A run folder is never lost by accident.** A folder that holds a run (its `config.toml`,
+`metrics.jsonl` or `checkpoint.eqx`) is refused unless `overwrite=True` (replace it) or
+`resume=True` (continue it). A run holds an exclusive lock (`fcntl.flock` on `.lock` in the
+folder) for its whole life, so a second run started into a folder in use fails at once with one
+line; the operating system releases the lock when a process dies, even by SIGKILL, so a killed
+run never leaves it stuck. Overwriting deletes the old run's checkpoints first, then its
+metrics and curve, and writes the new config last: a crash half-way leaves what a run killed
+before its first epoch leaves, never one run's checkpoint beside another's config.
 """
 
+import contextlib
+import dataclasses
+import datetime
 import json
 import os
+import sys
+import textwrap
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from tqdm import tqdm
 
 from . import checkpoint, sharding
 from ._io import atomic_file, write_text_atomic
@@ -31,26 +47,46 @@ from .config import Config, build_network, dumps, load, parse
 from .data import DATASETS, Splits, load_dataset, one_hot
 from .errors import ConfigError, FnbackpropError
 from .network import Network, Params
-from .training import DivergenceError, TrainState, fit, make_optimizer
+from .optimizers import make_optimizer
+from .schedules import is_length_free, make_schedule
+from .training import DivergenceError, TrainState, fit
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are not guarded
+    fcntl = None
 
 __all__ = [
+    "BEST",
     "CHECKPOINT",
     "CONFIG",
     "CURVE",
+    "LOCK",
     "METRICS",
+    "RunLock",
     "RunResult",
     "book_line",
+    "default_out",
+    "holds_run",
     "load_run",
+    "plot_learning_curve",
     "prepare_data",
+    "resumed_config",
     "run_training",
 ]
 
-CONFIG, METRICS, CHECKPOINT, CURVE = (
+CONFIG, METRICS, CHECKPOINT, BEST, CURVE, LOCK = (
     "config.toml",
     "metrics.jsonl",
     "checkpoint.eqx",
+    "best.eqx",
     "learning_curve.png",
+    ".lock",
 )
+#: The files that make a folder hold a run.
+RUN_MARKERS = (CONFIG, METRICS, CHECKPOINT)
+#: Everything a run writes, in the order an overwrite deletes it: state first, config last.
+RUN_FILES = (CHECKPOINT, BEST, METRICS, CURVE, CONFIG)
 
 
 class RunResult(NamedTuple):
@@ -99,12 +135,52 @@ def prepare_data(
 
 
 def book_line(metrics: dict) -> str:
-    """`Epoch 0: 9129 / 10000`, the book's progress line, with the validation score after it."""
-    return (
+    """`Epoch 0: 9129 / 10000`, the book's progress line, then validation (and training) scores,
+    η when it is scheduled, and the time."""
+    extra = [
+        f"validation {metrics['validation_correct']} / {metrics['validation_total']}",
+        f"cost {metrics['validation_cost']:.4f}",
+    ]
+    if "training_correct" in metrics:
+        extra.append(f"training {metrics['training_correct']} / {metrics['training_total']}")
+        extra.append(f"cost {metrics['training_cost']:.4f}")
+    if "eta" in metrics:
+        extra.append(f"η {metrics['eta']:.4g}")
+    extra.append(f"{metrics['seconds']:.2f} s")
+    line = (
         f"Epoch {metrics['epoch']}: {metrics['test_correct']} / {metrics['test_total']}"
-        f"  (validation {metrics['validation_correct']} / {metrics['validation_total']}, "
-        f"{metrics['seconds']:.2f} s)"
+        f"  ({', '.join(extra)})"
     )
+    if metrics.get("stopped"):
+        line += f"\nstopped: {metrics['stopped']}"
+    return line
+
+
+def holds_run(folder: "str | os.PathLike") -> bool:
+    """Whether `folder` holds a run: its config, metrics or checkpoint."""
+    return any((Path(folder) / name).exists() for name in RUN_MARKERS)
+
+
+def default_out(config_path: "str | os.PathLike", root: "str | os.PathLike" = "runs") -> Path:
+    """A new folder `runs/<config stem>-<YYYYmmdd-HHMMSS>` (with `-2`, `-3`, … if that exists),
+    created here, where a run without `--out` is saved. Creating it is what claims the name, so
+    two commands started in the same second get two folders."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{Path(config_path).stem}-{stamp}"
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1000):
+            folder = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as err:
+        raise FnbackpropError(
+            f"cannot create a run folder in {base.parent} ({err.strerror or err}): give --out"
+        ) from None
+    raise FnbackpropError(f"too many runs named {base} already: give --out")
 
 
 def run_training(
@@ -112,15 +188,29 @@ def run_training(
     out_dir: "str | os.PathLike | None" = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     data_dir: "str | os.PathLike | None" = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = print,
+    data: tuple | None = None,
+    label: str = "",
 ) -> RunResult:
     """Train as `config` says; with `out_dir`, write the run's files there after every epoch.
 
-    With `resume=True`, continue the run saved in `out_dir` (its checkpoint must exist).
-    Raises `DivergenceError` (after writing the curve so far) if training diverges; the
-    checkpoint of the last good epoch is left as it was.
+    - `resume=True`: continue the run saved in `out_dir` (its checkpoint must exist). `config` may
+      differ from the saved one in `training.epochs` only (see `resumed_config`). A finished run
+      (all its epochs done, or stopped early) is returned as it is, with a line saying so.
+    - `overwrite=True`: replace the run `out_dir` holds; without it (or `resume`) a folder that
+      holds a run is refused.
+    - `progress`: a progress bar with the last epoch's cost and accuracy when stderr is a
+      terminal; else (or with `progress=False`) `echo` gets one plain line per epoch.
+    - `data`: the `(train, evaluation)` arrays of `prepare_data`, when already loaded (a sweep
+      loads them once for all its runs).
+    - `label`: added to the curve's title (the CLI passes the `--set` items).
+
+    Raises `FnbackpropError` for a folder in use by another run (held lock) and for one that
+    holds a run without `overwrite`/`resume`; `DivergenceError` (after writing the curve so
+    far) if training diverges, leaving the checkpoint of the last good epoch as it was.
     """
     out = Path(out_dir) if out_dir is not None else None
     _check_config(config)
@@ -128,18 +218,96 @@ def run_training(
         raise FnbackpropError(
             f"nothing to resume: no {CHECKPOINT} in {out} (give the folder of an earlier run)"
         )
-    if out is not None and jax.process_index() == 0:
-        _prepare_folder(out, config, fresh=not resume)
-    run = _start(config, data_dir, progress)
-    metrics: list[dict] = []
-    if resume:
-        run, metrics = _resume(run, out)
-    if jax.process_index() > 0:  # several processes: process 0 alone writes the run's files
-        out = None
-    if out is not None:
-        _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
-    state = _train(config, run, metrics, out, progress, echo)
+    writer = out is not None and jax.process_index() == 0
+    with RunLock(out) if writer else contextlib.nullcontext():
+        if writer:
+            _prepare_folder(out, config, resume=resume, overwrite=overwrite)
+        run = _start(config, data_dir, progress, data)
+        metrics: list[dict] = []
+        if resume:
+            run, metrics = _resume(run, out)
+            finished = _finished(config, metrics, run.state.epoch)
+            if finished:
+                if echo is not None:
+                    echo(f"{out}: {finished}")
+                return RunResult(run.net, run.state.params, metrics)
+        if not writer:  # several processes: process 0 alone writes the run's files
+            out = None
+        if out is not None:
+            _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
+        state = _train(config, run, metrics, out, progress, echo, label)
     return RunResult(run.net, state.params, metrics)
+
+
+def _finished(config: Config, metrics: list[dict], epoch: int) -> str | None:
+    """Why a saved run has nothing left to do, or None."""
+    if metrics and metrics[-1].get("stopped"):
+        return (
+            f"finished: stopped early after epoch {metrics[-1]['epoch']} "
+            f"({metrics[-1]['stopped']}); more epochs would change nothing"
+        )
+    if epoch >= config.training.epochs:
+        best = max((m["test_accuracy"] for m in metrics), default=None)
+        score = f" (best test accuracy {100 * best:.2f} %)" if best is not None else ""
+        return (
+            f"finished: all {config.training.epochs} epochs are done{score}; to train further, "
+            f"resume with --set training.epochs=N, N > {config.training.epochs}"
+        )
+    return None
+
+
+def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -> Config:
+    """The config of the run saved in `folder`, with `--set training.epochs=N` applied.
+
+    Any other override is refused, saying why: it would make the resumed run differ from the one
+    in `folder`. More epochs are refused too for a schedule that depends on the run's length (η
+    of every epoch would change) and for fewer epochs than are done.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file():
+        raise FnbackpropError(
+            f"nothing to resume in {folder}: no {CONFIG} there "
+            "(give the --out folder of an earlier run)"
+        )
+    config = load(folder / CONFIG)
+    epochs = None
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() != "training.epochs":
+            raise FnbackpropError(
+                f"--set {item.strip()}: --resume continues the run in {folder} as it was "
+                f"configured; only training.epochs may change (to train further): "
+                f"{key.strip()} would make the resumed run differ from the one saved there"
+            )
+        try:
+            epochs = int(value.strip())
+        except ValueError:
+            raise FnbackpropError(
+                f"--set {item.strip()}: training.epochs must be an integer"
+            ) from None
+    if epochs is None or epochs == config.training.epochs:
+        return config
+    t = config.training
+    done = _epochs_done(folder)
+    if epochs <= done:
+        raise FnbackpropError(
+            f"--set training.epochs={epochs}: the run in {folder} has {done} epochs done "
+            f"already; give more than {done} to train further"
+        )
+    if not is_length_free(t.schedule):
+        raise FnbackpropError(
+            f"--set training.epochs={epochs}: the run in {folder} uses training.schedule = "
+            f"{t.schedule!r}, whose η depends on the number of epochs: extending it would make "
+            "it differ from a run of that length; start a new run instead"
+        )
+    return dataclasses.replace(config, training=dataclasses.replace(t, epochs=epochs))
+
+
+def _epochs_done(folder: Path) -> int:
+    try:
+        return int(checkpoint.read_header(folder / CHECKPOINT)["epoch"])
+    except FnbackpropError:
+        return 0
 
 
 class _Run(NamedTuple):
@@ -153,22 +321,28 @@ class _Run(NamedTuple):
     evaluation: dict
 
 
-def _start(config: Config, data_dir, progress: bool) -> _Run:
+def _start(config: Config, data_dir, progress: bool, data: tuple | None = None) -> _Run:
     """The network, optimizer, initial state and keys, and the data on the device(s)."""
     dtype = _dtype(config)
     net = build_network(config)
     t = config.training
     key_init, key_train = jax.random.split(jax.random.key(t.seed))
     mesh = sharding.data_mesh(t.devices) if t.devices > 1 else None  # too many: fail here
-    train, evaluation, _ = prepare_data(config, data_dir, progress=progress)
+    if data is None:
+        train, evaluation, _ = prepare_data(config, data_dir, progress=progress)
+    else:
+        train, evaluation = data
     if mesh is not None:  # the data once on every device; each epoch splits every mini-batch
         train, evaluation = sharding.replicate((train, evaluation), mesh)
-    optimizer = make_optimizer(
-        t.optimizer, t.eta, lmbda=t.lmbda, n=int(train[0].shape[0]), momentum=t.momentum
-    )
+    optimizer = _optimizer(config, int(train[0].shape[0]))
     params = net.init(key_init, config.network.init, dtype)
     state = TrainState(params, optimizer.init(params), 0)
     return _Run(net, state, key_train, optimizer, train, evaluation)
+
+
+def _optimizer(config: Config, n: int) -> optax.GradientTransformation:
+    t = config.training
+    return make_optimizer(t.optimizer, t.eta, lmbda=t.lmbda, n=n, momentum=t.momentum, l1=t.l1)
 
 
 def _resume(run: _Run, out: Path) -> tuple[_Run, list[dict]]:
@@ -177,13 +351,13 @@ def _resume(run: _Run, out: Path) -> tuple[_Run, list[dict]]:
     return run._replace(state=state, key=key), list(header["metrics"])
 
 
-def _train(config: Config, run: _Run, metrics: list[dict], out, progress: bool, echo):
+def _train(config: Config, run: _Run, metrics: list[dict], out, progress: bool, echo, label):
     """The epochs: each one's metrics appended, its files written, its line printed."""
     t = config.training
     state = run.state
-    bar = tqdm(
-        total=t.epochs, initial=state.epoch, desc="epochs", unit="epoch", disable=not progress
-    )
+    schedule = _schedule(config)
+    monitor = t.monitor_training_cost or t.monitor_training_accuracy
+    bar = _Progress(t.epochs, state.epoch, progress, echo)
     try:
         for epoch_state, epoch_metrics in fit(
             run.net,
@@ -196,35 +370,101 @@ def _train(config: Config, run: _Run, metrics: list[dict], out, progress: bool, 
             gradient=t.gradient,
             key=run.key,
             devices=t.devices,
+            dropout=t.dropout,
+            monitor_training=monitor,
+            early_stopping=t.early_stopping,
+            schedule=schedule,
+            history=metrics,
         ):
             state = epoch_state
+            epoch_metrics = _monitored(epoch_metrics, t)
             metrics.append(epoch_metrics)
             if out is not None:
+                if epoch_metrics.get("best_epoch") == epoch_metrics["epoch"]:
+                    checkpoint.save(out / BEST, run.net, state, run.key, metrics)
                 _write_metrics(out, metrics)
                 checkpoint.save(out / CHECKPOINT, run.net, state, run.key, metrics)
-            if progress:
-                bar.write(book_line(epoch_metrics))
-            elif echo is not None:
-                echo(book_line(epoch_metrics))
-            bar.update(1)
+            bar.epoch(epoch_metrics)
     except DivergenceError as err:
         if out is None or not metrics:
             raise
-        plot_learning_curve(metrics, out / CURVE, title=_title(config))
+        plot_learning_curve(metrics, out / CURVE, title=_title(config, label))
         raise DivergenceError(
             f"{err}; {out / CHECKPOINT} keeps epoch {metrics[-1]['epoch']}, the last good one"
         ) from None
     finally:
         bar.close()
     if out is not None and metrics:
-        plot_learning_curve(metrics, out / CURVE, title=_title(config))
+        plot_learning_curve(metrics, out / CURVE, title=_title(config, label))
     return state
 
 
-def load_run(run: "str | os.PathLike") -> tuple[Config, Network, Params, dict]:
+def _schedule(config: Config):
+    t = config.training
+    return make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args))
+
+
+def _monitored(metrics: dict, t) -> dict:
+    """The epoch's metrics without the training scores the config did not ask for."""
+    drop = set()
+    if not t.monitor_training_cost:
+        drop.add("training_cost")
+    if not t.monitor_training_accuracy:
+        drop |= {"training_correct", "training_total", "training_accuracy"}
+    return {k: v for k, v in metrics.items() if k not in drop}
+
+
+class _Progress:
+    """A tqdm bar with the last epoch's scores on a terminal; else one plain line per epoch.
+
+    Piped or redirected output (stderr not a terminal) gets no bar, so no carriage returns: the
+    book's line for each epoch goes to `echo`, nothing else.
+    """
+
+    def __init__(self, total: int, done: int, progress: bool, echo):
+        self.echo = echo
+        self.bar = None
+        if progress and _is_terminal(sys.stderr):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc="epochs", unit="epoch")
+
+    def epoch(self, metrics: dict) -> None:
+        if self.bar is not None:
+            postfix = {
+                "val": f"{100 * metrics['validation_accuracy']:.2f}%",
+                "cost": f"{metrics['validation_cost']:.4f}",
+            }
+            if "training_cost" in metrics:
+                postfix["train cost"] = f"{metrics['training_cost']:.4f}"
+            if "training_accuracy" in metrics:
+                postfix["train"] = f"{100 * metrics['training_accuracy']:.2f}%"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(1)
+            if self.echo is not None:
+                self.bar.write(book_line(metrics))
+        elif self.echo is not None:
+            self.echo(book_line(metrics))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def load_run(
+    run: "str | os.PathLike",
+) -> tuple[Config, Network, Params, dict]:
     """The config, network, parameters and checkpoint header of a saved run.
 
-    `run` is a run folder or the checkpoint file inside one (its `config.toml` beside it).
+    `run` is a run folder (its last checkpoint) or a checkpoint file inside one (`best.eqx`, say),
+    with its `config.toml` beside it.
     """
     path = Path(run)
     folder, ckpt = (path, path / CHECKPOINT) if path.is_dir() else (path.parent, path)
@@ -234,9 +474,8 @@ def load_run(run: "str | os.PathLike") -> tuple[Config, Network, Params, dict]:
     config = load(folder / CONFIG)
     dtype = _dtype(config)
     net = build_network(config)
-    t = config.training
     params = net.init(jax.random.key(0), config.network.init, dtype)
-    optimizer = make_optimizer(t.optimizer, t.eta, lmbda=t.lmbda, momentum=t.momentum)
+    optimizer = _optimizer(config, config.data.train_size)
     state, _, header = checkpoint.load(ckpt, net, TrainState(params, optimizer.init(params), 0))
     return config, net, state.params, header
 
@@ -259,19 +498,98 @@ def _check_config(config: Config) -> None:
     parse(tomllib.loads(text), source="config")
 
 
-def _prepare_folder(out: Path, config: Config, fresh: bool) -> None:
-    """Create `out`, remove temporary files a killed run left there, and write the config.
+# -- the run folder: lock, refusal, overwrite ----------------------------------------------------
 
-    A fresh run also removes an earlier run's checkpoint, so that the checkpoint in a folder
-    always belongs to the config beside it, even if this run is killed before its first epoch.
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of a run: `fcntl.flock` on `.lock` inside.
+
+    Taking it fails at once (no waiting) with one line naming the process that holds it. The
+    kernel drops a flock when its holder dies, so a killed run leaves no stale lock, only an
+    unlocked `.lock` file that the next run takes over. Released, the file is removed; a process
+    that opened it just before and then gets the lock checks that the path still names the file
+    it holds, and starts again if not.
     """
+
+    def __init__(self, folder: "str | os.PathLike"):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if fcntl is None:  # pragma: no cover
+                return
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise FnbackpropError(
+                        f"{self.folder} is in use by another training run{holder}: wait for it "
+                        "to finish, or choose another --out"
+                    ) from None
+                try:
+                    same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)  # released and removed meanwhile: take the new file
+            os.ftruncate(fd, 0)
+            now = datetime.datetime.now().isoformat(timespec="seconds")
+            os.write(fd, f"{os.getpid()} {now}\n".encode())
+            self.fd = fd
+        except OSError as err:
+            raise FnbackpropError(
+                f"cannot write the run's files in {self.folder} ({err.strerror or err}): "
+                "choose another --out"
+            ) from None
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding it, so no one locks a removed file
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_holder(fd: int) -> str:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in (CONFIG, METRICS, CHECKPOINT, CURVE):
+        text = os.pread(fd, 200, 0).decode(errors="replace").split()
+        return f" (process {text[0]}, started {text[1]})" if len(text) >= 2 else ""
+    except OSError:
+        return ""
+
+
+def _prepare_folder(out: Path, config: Config, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder that holds a run (unless resuming or overwriting), clear what a killed
+    run left, and write the config."""
+    try:
+        for name in (*RUN_FILES, "summary.json"):
             for part in out.glob(f".{name}.*.part"):  # atomic_file's names
                 part.unlink()
-        if fresh:
-            (out / CHECKPOINT).unlink(missing_ok=True)
+        if resume:
+            _check_same_run(out, config)
+        if not resume and holds_run(out):
+            if not overwrite:
+                raise FnbackpropError(
+                    f"{out} holds a run ({_describe_run(out)}): give --overwrite to replace it, "
+                    f"--resume {out} to continue it, or choose another --out"
+                )
+            for name in RUN_FILES:  # the state first, the config last (see the module doc)
+                (out / name).unlink(missing_ok=True)
         write_text_atomic(out / CONFIG, dumps(config))
     except OSError as err:
         raise FnbackpropError(
@@ -279,35 +597,108 @@ def _prepare_folder(out: Path, config: Config, fresh: bool) -> None:
         ) from None
 
 
-def _title(config: Config) -> str:
-    n, t = config.network, config.training
-    sigma = n.activation if isinstance(n.activation, str) else "/".join(n.activation)
-    return (
-        f"{list(n.sizes)} {sigma}, {n.cost}, η={t.eta:g}, λ={t.lmbda:g}, "
-        f"m={t.mini_batch_size}, seed {t.seed}"
+def _check_same_run(out: Path, config: Config) -> None:
+    """A resumed run's config must be the saved one, but for `training.epochs`."""
+    if not (out / CONFIG).is_file():
+        return
+    saved = load(out / CONFIG)
+    same_length = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, epochs=saved.training.epochs)
     )
+    if same_length != saved:
+        differs = [
+            f"{section}.{field.name}"
+            for section in ("network", "training", "data")
+            for field in dataclasses.fields(getattr(saved, section))
+            if getattr(getattr(saved, section), field.name)
+            != getattr(getattr(same_length, section), field.name)
+        ]
+        raise FnbackpropError(
+            f"cannot resume {out} with another config ({', '.join(differs)} differ): only "
+            "training.epochs may change; resume with the saved config (fnbackprop.runs."
+            "resumed_config)"
+        )
 
 
-def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: str = "") -> None:
-    """Accuracy and cost per epoch, validation and test, as a PNG written atomically."""
-    import matplotlib
+def _describe_run(out: Path) -> str:
+    try:
+        header = checkpoint.read_header(out / CHECKPOINT)
+        total = load(out / CONFIG).training.epochs if (out / CONFIG).is_file() else "?"
+        return f"{header['epoch']} of {total} epochs done"
+    except FnbackpropError:
+        return ", ".join(name for name in RUN_MARKERS if (out / name).exists())
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+# -- the learning curve -------------------------------------------------------------------------
+
+
+def _title(config: Config, label: str = "") -> str:
+    n, t, d = config.network, config.training, config.data
+    sigma = n.activation if isinstance(n.activation, str) else "/".join(n.activation)
+    parts = [f"{list(n.sizes)} {sigma}, {n.cost}, η={t.eta:g}, λ={t.lmbda:g}"]
+    if t.l1:
+        parts.append(f"L1 λ={t.l1:g}")
+    if t.dropout:
+        parts.append(f"dropout {t.dropout:g}")
+    if t.schedule != "constant":
+        parts.append(f"schedule {t.schedule}")
+    parts.append(f"m={t.mini_batch_size}, n={d.train_size:,}, seed {t.seed}")
+    overrides = [f"L{o.layer}N{o.neuron}={o.activation}" for o in n.override]
+    if overrides:
+        parts.append("override " + " ".join(overrides))
+    title = ", ".join(parts)
+    if label:
+        title += "\n" + label
+    return title
+
+
+def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: str = ""):
+    """Accuracy and cost per epoch (validation, test, and training when monitored) as a PNG,
+    written atomically; returns the matplotlib `Figure`. Whole-number epoch ticks (one or two
+    epochs get a tick each and room either side); the best validation epoch is marked.
+
+    Drawn on a bare `Figure` with fixed margins, not pyplot with `tight_layout`: 0.13 s instead
+    of 0.22 s, which a sweep pays once per run.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if metrics[-1].get("stopped"):
+        title = f"{title}\nstopped: {metrics[-1]['stopped']}" if title else metrics[-1]["stopped"]
+    wrapped = "\n".join(textwrap.fill(line, 100) for line in title.splitlines())
+    lines = wrapped.count("\n") + 1 if wrapped else 0
+    fig = Figure(figsize=(7, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.08, top=0.97 - 0.025 * lines, hspace=0.08)
     epochs = [m["epoch"] for m in metrics]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for name in ("validation", "test"):
-        top.plot(epochs, [100 * m[f"{name}_accuracy"] for m in metrics], marker=".", label=name)
-        bottom.plot(epochs, [m[f"{name}_cost"] for m in metrics], marker=".", label=name)
+    for name in ("training", "validation", "test"):
+        if f"{name}_accuracy" in metrics[0]:
+            top.plot(epochs, [100 * m[f"{name}_accuracy"] for m in metrics], marker=".", label=name)
+        if f"{name}_cost" in metrics[0]:
+            bottom.plot(epochs, [m[f"{name}_cost"] for m in metrics], marker=".", label=name)
+    best = metrics[-1].get("best_epoch")
+    if best is not None:
+        top.axvline(best, color="gray", ls=":", lw=1, label=f"best validation (epoch {best})")
+        bottom.axvline(best, color="gray", ls=":", lw=1)
     top.set_ylabel("accuracy (%)")
     bottom.set_ylabel("mean cost C")
     bottom.set_xlabel("epoch")
-    top.legend()
-    top.grid(alpha=0.3)
-    bottom.grid(alpha=0.3)
-    top.set_title(title, fontsize=9)
-    fig.tight_layout()
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) <= 2:  # one or two points: room either side, ticks on the epochs only
+        bottom.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        bottom.set_xticks(epochs)
+    for ax in (top, bottom):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if wrapped:
+        top.set_title(wrapped, fontsize=8)
     with atomic_file(path) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def iter_runs(folder: "str | os.PathLike") -> Iterator[Path]:
+    """The run folders directly inside `folder` (a sweep's), in name order."""
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_dir() and holds_run(path):
+            yield path

@@ -1,4 +1,4 @@
-"""Mini-batch stochastic gradient descent, one compiled epoch at a time (chapter 1, §1.6).
+"""Mini-batch stochastic gradient descent, one compiled epoch at a time (chapters 1 and 3).
 
 Each epoch shuffles the training data on the device with an explicit key, cuts it into
 mini-batches of m examples and applies one update per mini-batch; the whole epoch is a single
@@ -14,17 +14,30 @@ fed by the mean gradient of the chosen method (`GRADIENTS`, a name or any functi
 - "autodiff": `jax.grad` of the mean cost;
 - "backprop_vjp": `jax.grad` of `cost_with_backprop(net)`, the hand-written pass as JAX's rule.
 
-The update is an optax transformation (`OPTIMIZERS`: "sgd", "momentum", "adam", or any function
-`learning_rate -> optax.GradientTransformation` by import path, e.g. "optax:rmsprop"), with L2
-weight decay on the weights only (not the biases) when λ > 0, as in chapter 3:
-w → (1 − ηλ/n) w − (η/m) Σ_x ∇C_x.
+The update is an optax transformation from `fnbackprop.optimizers` ("sgd", "momentum", "adam",
+anything by import path), after chapter 3's L2 and L1 terms on the weights only.
+
+Chapter 3's other controls live in `fit`: dropout on the hidden layers (masks drawn per
+mini-batch from an explicit key, entering BP2 and BP4, see `fnbackprop.backward`), monitoring the
+cost and accuracy on the training data (network2's `monitor_training_*`), early stopping, and
+learning-rate schedules (`fnbackprop.schedules`: the chapter's "halve η on a plateau" exercise,
+and optax's schedules by name, stepped once per epoch).
+
+**One compile serves many runs.** η, λ/n, λ₁/n and the momentum are not constants baked into the
+compiled epoch: `optimizers.make_optimizer` injects them into the optimizer
+state (`optax.inject_hyperparams`), the dropout probability is an argument of the epoch, and
+`make_epoch` keeps the compiled epoch of each structure (network, optimizer rule, which terms
+are present, gradient method, mini-batch size). Runs that differ only in those numbers or in the
+seed share one program, and a schedule changes η between epochs without compiling anything.
 
 Examples are rows throughout: X (n, n_in), one-hot Y (n, n_out), integer labels (n,).
 """
 
+import collections
+import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import jax
@@ -35,22 +48,25 @@ import optax
 from . import sharding
 from .backward import backprop_batch, backprop_vmap, cost_with_backprop
 from .errors import FnbackpropError, ShapeError
-from .network import Network, Params, cost, feedforward
+from .network import Network, Params, cost, dropout_masks, feedforward
+from .optimizers import hyperparameters, regularization, with_hyperparameters
 from .references import autodiff_grad
 from .registry import Registry
+from .schedules import HalveOnPlateau, best_epoch, stop_reason
 from .validation import check_inputs, check_labels, check_mini_batch_size
 
 __all__ = [
     "GRADIENTS",
-    "OPTIMIZERS",
     "DivergenceError",
     "TrainState",
+    "epoch_cache_info",
+    "epoch_compiles",
     "evaluate",
     "fit",
     "gradient_function",
     "make_epoch",
-    "make_optimizer",
-    "weights_only",
+    "make_vmapped_epoch",
+    "score_many",
 ]
 
 #: Examples gathered from the shuffled training set at once, as k whole mini-batches of m. XLA's
@@ -58,10 +74,14 @@ __all__ = [
 #: one mini-batch that hand-off cost more than the SGD step itself (see benchmarks/README.md).
 GATHER_SIZE = 1024
 
+#: Folded into an epoch's key to draw the dropout masks, so that the shuffle (the key itself)
+#: is the same with and without dropout.
+DROPOUT_STREAM = 0x64726F70  # "drop"
 
-def backprop_vjp(net: Network, params: Params, X, Y) -> Params:
+
+def backprop_vjp(net: Network, params: Params, X, Y, masks=None) -> Params:
     """`jax.grad` of `cost_with_backprop(net)`: the hand-written pass, called by JAX's grad."""
-    return jax.grad(cost_with_backprop(net))(params, X, Y)
+    return jax.grad(cost_with_backprop(net))(params, X, Y, masks)
 
 
 def _as_gradient(obj) -> Callable:
@@ -72,31 +92,8 @@ def _as_gradient(obj) -> Callable:
     return obj
 
 
-def _as_optimizer(obj) -> Callable:
-    if not callable(obj):
-        raise FnbackpropError(
-            "an optimizer is a function learning_rate -> optax.GradientTransformation "
-            f"(e.g. optax.sgd), not {obj!r}"
-        )
-    return obj
-
-
-def sgd(learning_rate: float) -> optax.GradientTransformation:
-    """w → w − η ∇C: the book's rule."""
-    return optax.sgd(learning_rate)
-
-
-def momentum(learning_rate: float, momentum: float = 0.9) -> optax.GradientTransformation:
-    """Momentum SGD (chapter 3): v → μv − η∇C, w → w + v."""
-    return optax.sgd(learning_rate, momentum=momentum)
-
-
-def adam(learning_rate: float) -> optax.GradientTransformation:
-    """Adam."""
-    return optax.adam(learning_rate)
-
-
-#: Mean-gradient methods by name: functions (net, params, X, Y) -> grads shaped like params.
+#: Mean-gradient methods by name: functions (net, params, X, Y, masks=None) -> grads shaped like
+#: params. A function of your own needs the `masks` parameter only for dropout.
 GRADIENTS: Registry[Callable] = Registry(
     "gradient method",
     _as_gradient,
@@ -106,14 +103,6 @@ GRADIENTS: Registry[Callable] = Registry(
         "autodiff": autodiff_grad,
         "backprop_vjp": backprop_vjp,
     },
-    name_of=lambda f: f.__name__,
-)
-
-#: Optimizers by name: functions learning_rate -> optax.GradientTransformation.
-OPTIMIZERS: Registry[Callable] = Registry(
-    "optimizer",
-    _as_optimizer,
-    {"sgd": sgd, "momentum": momentum, "adam": adam},
     name_of=lambda f: f.__name__,
 )
 
@@ -139,41 +128,21 @@ def gradient_function(spec: "str | Callable") -> Callable:
     return GRADIENTS.get(spec)
 
 
-def weights_only(params: Params):
-    """The mask that selects every w and no b (L2 regularisation leaves the biases alone)."""
-    return tuple((True, False) for _ in params)
+# -- the compiled epoch -------------------------------------------------------------------------
+
+#: Compiled epochs by structure (see `make_epoch`); the oldest are forgotten past this many.
+_EPOCH_CACHE_SIZE = 32
+_EPOCHS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+#: How many times an epoch program has been traced (so built and compiled, or read back from
+#: the persistent cache) in this process: see `epoch_compiles`.
+_TRACES = [0]
 
 
-def make_optimizer(
-    name: "str | Callable" = "sgd",
-    eta: float = 3.0,
-    *,
-    lmbda: float = 0.0,
-    n: int = 50_000,
-    momentum: float = 0.9,
-) -> optax.GradientTransformation:
-    """The update rule `name` at learning rate η, plus λ/n · w on the weights when λ > 0.
-
-    `momentum` reaches the optimizers that take it (the built-in "momentum").
-    """
-    make = OPTIMIZERS.get(name)
-    options = {"momentum": momentum} if "momentum" in _parameters(make) else {}
-    rule = make(eta, **options)
-    if not isinstance(rule, optax.GradientTransformation):
-        raise FnbackpropError(
-            f"optimizer {name!r} returned {type(rule).__name__}, "
-            "not an optax.GradientTransformation"
-        )
-    if lmbda:
-        return optax.chain(optax.add_decayed_weights(lmbda / n, mask=weights_only), rule)
-    return rule
-
-
-def _parameters(fn: Callable) -> tuple[str, ...]:
-    try:
-        return tuple(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):  # a builtin without a signature
-        return ()
+def epoch_compiles() -> int:
+    """How many epoch programs this process has built so far (each trace of an epoch, one-device,
+    sharded or vmapped, for a new structure or new shapes). The difference over a sweep is the
+    number of programs the sweep compiled: 1 for runs of one structure."""
+    return _TRACES[0]
 
 
 def make_epoch(
@@ -183,14 +152,26 @@ def make_epoch(
     gradient: "str | Callable" = "backprop",
     mini_batch_size: int = 10,
     devices: int = 1,
+    dropout: "bool | float" = False,
 ) -> Callable:
     """One epoch of mini-batch SGD as one compiled function.
 
-    Returns `epoch(params, opt_state, key, X, Y) -> (params, opt_state)`, with X (n, n_in) and
-    Y (n, n_out) one example per row. The n examples are shuffled with `key`, split into
-    ⌊n/m⌋ mini-batches of m and, when m does not divide n, a last smaller one, as in the book.
-    On one device the examples of k mini-batches (about `GATHER_SIZE` examples) are gathered at
-    once and an inner scan steps through them; the run is the same as one gather per step.
+    Returns `epoch(params, opt_state, key, X, Y, dropout=p) -> (params, opt_state)`, with X
+    (n, n_in) and Y (n, n_out) one example per row. The n examples are shuffled with `key`,
+    split into ⌊n/m⌋ mini-batches of m and, when m does not divide n, a last smaller one, as in
+    the book. On one device the examples of k mini-batches (about `GATHER_SIZE` examples) are
+    gathered at once and an inner scan steps through them; the run is the same as one gather per
+    step.
+
+    With `dropout` true (or a probability p > 0), every mini-batch draws fresh masks for the
+    hidden layers from `fold_in(key, DROPOUT_STREAM)` and the gradient method gets them (its
+    fifth argument); the probability is the epoch's `dropout` argument (default: the p given
+    here), an input of the program, not a constant in it.
+
+    The function is kept, so another call with the same structure (network, `optimizer.update`,
+    gradient method, m, devices, dropout on or off) returns the very same compiled epoch: runs
+    that differ only in numbers held in the optimizer state (η, λ, momentum) or in the seed
+    share one compile (`epoch_cache_info`).
 
     With `devices` d > 1 each mini-batch is split into d shards of m/d examples (see
     `fnbackprop.sharding`); m must be a multiple of d. The last smaller mini-batch is split too
@@ -199,24 +180,149 @@ def make_epoch(
     """
     m, d = mini_batch_size, devices
     sharding.check_divisible(m, d)
-    update = sgd_update(net, optimizer, gradient)
-    if d == 1:
-        return jax.jit(_one_device_epoch(update, m))
-    mesh = sharding.data_mesh(d)
-    return sharding.replicated_jit(_sharded_epoch(update, m, mesh), mesh)
+    p_default = float(dropout) if not isinstance(dropout, bool) else 0.0
+    with_dropout = bool(dropout)
+    mean_gradient = gradient_function(gradient)
+    if with_dropout:
+        _check_takes_masks(gradient, mean_gradient)
+    key = (net, optimizer.update, mean_gradient, m, d, with_dropout)
+    try:
+        compiled = _EPOCHS.get(key)
+    except TypeError:  # something unhashable: no sharing, but it still works
+        key, compiled = None, None
+    if compiled is None:
+        update = sgd_update(net, optimizer, mean_gradient)
+        draw = _mask_drawer(net) if with_dropout else None
+        if d == 1:
+            compiled = jax.jit(_one_device_epoch(update, m, draw))
+        else:
+            mesh = sharding.data_mesh(d)
+            compiled = sharding.replicated_jit(_sharded_epoch(update, m, mesh, draw), mesh)
+        if key is not None:
+            _EPOCHS[key] = compiled
+            while len(_EPOCHS) > _EPOCH_CACHE_SIZE:
+                _EPOCHS.popitem(last=False)
+    elif key is not None:
+        _EPOCHS.move_to_end(key)
+
+    @functools.wraps(compiled)
+    def epoch(params, opt_state, key, X, Y, dropout=p_default):
+        p = jnp.asarray(dropout, jnp.result_type(X))
+        return compiled(params, opt_state, key, X, Y, p)
+
+    epoch.lower = lambda params, opt_state, key, X, Y, dropout=p_default: compiled.lower(
+        params, opt_state, key, X, Y, jnp.asarray(dropout, jnp.result_type(X))
+    )
+    epoch.compiled = compiled
+    return epoch
+
+
+def make_vmapped_epoch(
+    net: Network,
+    optimizer: optax.GradientTransformation,
+    *,
+    gradient: "str | Callable" = "backprop",
+    mini_batch_size: int = 10,
+    dropout: bool = False,
+) -> Callable:
+    """K runs' epochs as one compiled program: `epoch(P, S, key, X, Y, p) -> (P, S)`, with the
+    K runs' parameters P and optimizer states S stacked on a leading axis (and their dropout
+    probabilities p, shape (K,)), all sharing one mini-batch order (one `key`).
+
+    Sharing the order is what makes it pay: the first layer's products of all K runs,
+    w²_k · xᵀ for the same mini-batch x, become one product with K times the rows, which XLA's CPU
+    kernels run faster than K small ones (benchmarks/README.md, "Sweeps": 1.35 × at K = 8,
+    1.43 × at K = 16, no gain at K = 4). Runs that share their seed share their order anyway,
+    so each gets what it would get alone, up to float rounding (the products are blocked
+    differently). Kept like `make_epoch`'s, so one compile serves every such group.
+    """
+    mean_gradient = gradient_function(gradient)
+    if dropout:
+        _check_takes_masks(gradient, mean_gradient)
+    key = ("vmap", net, optimizer.update, mean_gradient, mini_batch_size, bool(dropout))
+    compiled = _EPOCHS.get(key)
+    if compiled is None:
+        update = sgd_update(net, optimizer, mean_gradient)
+        one = _one_device_epoch(update, mini_batch_size, _mask_drawer(net) if dropout else None)
+        compiled = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, 0)))
+        _EPOCHS[key] = compiled
+        while len(_EPOCHS) > _EPOCH_CACHE_SIZE:
+            _EPOCHS.popitem(last=False)
+    return compiled
+
+
+@jax.jit
+def _evaluate_many(net: Network, P, X, labels):
+    return jax.vmap(lambda params: _evaluate(net, params, X, labels))(P)
+
+
+@jax.jit
+def _evaluate_targets_many(net: Network, P, X, Y):
+    return jax.vmap(lambda params: _evaluate_targets(net, params, X, Y))(P)
+
+
+def score_many(net: Network, P, evaluation: dict[str, tuple], train: tuple | None = None):
+    """`score_sets` for K stacked parameter sets at once: one dict per run. With `train`, the
+    training scores too (`training_correct`, `_total`, `_accuracy`, and the unregularized
+    `training_cost`, to which the caller adds each run's `regularization`)."""
+    K = jax.tree.leaves(P)[0].shape[0]
+    found: list[dict] = [{} for _ in range(K)]
+    sets = dict(evaluation)
+    for name, (X, labels) in sets.items():
+        correct, costs = _evaluate_many(net, P, jnp.asarray(X), jnp.asarray(labels))
+        for k in range(K):
+            found[k] |= _scores(name, int(correct[k]), len(labels), float(costs[k]))
+    if train is not None:
+        X, Y = train
+        correct, costs = _evaluate_targets_many(net, P, X, Y)
+        for k in range(K):
+            found[k] |= _scores("training", int(correct[k]), int(X.shape[0]), float(costs[k]))
+    return found
+
+
+def epoch_cache_info() -> list[int]:
+    """For every epoch kept by `make_epoch`, how many programs it has compiled (one per set of
+    argument shapes and dtypes): a sweep of same-shaped runs shows one entry of 1."""
+    return [f._cache_size() for f in _EPOCHS.values() if hasattr(f, "_cache_size")]
+
+
+def _check_takes_masks(spec, fn: Callable) -> None:
+    try:
+        inspect.signature(fn).bind(None, None, None, None, None)
+    except TypeError:
+        name = spec if isinstance(spec, str) else getattr(fn, "__name__", repr(fn))
+        raise FnbackpropError(
+            f"gradient method {name!r} takes no dropout masks: give it a fifth parameter "
+            "(net, params, X, Y, masks=None), or train without dropout"
+        ) from None
+    except ValueError:  # no signature to read: trust it
+        pass
 
 
 def sgd_update(net: Network, optimizer: optax.GradientTransformation, gradient) -> Callable:
-    """One SGD step, `(params, opt_state, X, Y) -> (params, opt_state)`: the mean gradient of the
-    mini-batch (X, Y) by `gradient`, turned into an update by the optimizer (eqs. 20, 21)."""
+    """One SGD step, `(params, opt_state, X, Y, masks=None) -> (params, opt_state)`: the mean
+    gradient of the mini-batch (X, Y) by `gradient` (with dropout masks when given), turned into
+    an update by the optimizer (eqs. 20, 21)."""
     mean_gradient = gradient_function(gradient)
 
-    def update(params, opt_state, X, Y):
-        grads = mean_gradient(net, params, X, Y)
+    def update(params, opt_state, X, Y, masks=None):
+        if masks is None:
+            grads = mean_gradient(net, params, X, Y)
+        else:
+            grads = mean_gradient(net, params, X, Y, masks)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
     return update
+
+
+def _mask_drawer(net: Network) -> Callable:
+    """`draw(key, p, rows) -> masks`: fresh dropout masks for one mini-batch."""
+
+    def draw(key, p, rows: int):
+        return dropout_masks(key, net, p, rows, p.dtype)
+
+    return draw
 
 
 def shuffle(key, n: int, m: int) -> tuple[jax.Array, jax.Array]:
@@ -226,40 +332,63 @@ def shuffle(key, n: int, m: int) -> tuple[jax.Array, jax.Array]:
     return order[: full * m].reshape(full, m), order[full * m :]
 
 
-def _one_device_epoch(update: Callable, m: int) -> Callable:
-    def step(carry, batch):  # one SGD step on the examples of one mini-batch
-        return update(*carry, *batch), None
+def _step_keys(key, steps: int):
+    """One dropout key per SGD step of the epoch."""
+    return jax.random.split(jax.random.fold_in(key, DROPOUT_STREAM), steps)
 
-    def epoch(params, opt_state, key, X, Y):
+
+def _one_device_epoch(update: Callable, m: int, draw: Callable | None) -> Callable:
+    def epoch(params, opt_state, key, X, Y, p):
+        _TRACES[0] += 1  # runs when jit traces the epoch, not when the program runs
+
+        def step(carry, batch):  # one SGD step on the examples of one mini-batch
+            X, Y, step_key = batch
+            masks = None if draw is None else draw(step_key, p, X.shape[0])
+            return update(*carry, X, Y, masks), None
+
         batches, rest = shuffle(key, X.shape[0], m)
         full = batches.shape[0]
         k = _batches_per_gather(full, m)
+        keys = _step_keys(key, full + 1) if draw is not None else None
 
-        def gather_and_step(carry, indices):  # k mini-batches' examples gathered at once
-            return jax.lax.scan(step, carry, (X[indices], Y[indices]))[0], None
+        def gather_and_step(carry, chunk):  # k mini-batches' examples gathered at once
+            indices, step_keys = chunk
+            return jax.lax.scan(step, carry, (X[indices], Y[indices], step_keys))[0], None
 
-        carry, _ = jax.lax.scan(gather_and_step, (params, opt_state), batches.reshape(-1, k, m))
+        step_keys = None if keys is None else keys[:full].reshape(-1, k)
+        carry, _ = jax.lax.scan(
+            gather_and_step, (params, opt_state), (batches.reshape(-1, k, m), step_keys)
+        )
         if rest.shape[0]:  # the book's last, smaller mini-batch
-            carry = update(*carry, X[rest], Y[rest])
+            carry, _ = step(carry, (X[rest], Y[rest], None if keys is None else keys[full]))
         return carry
 
     return epoch
 
 
-def _sharded_epoch(update: Callable, m: int, mesh) -> Callable:
+def _sharded_epoch(update: Callable, m: int, mesh, draw: Callable | None) -> Callable:
     d = mesh.devices.size
 
-    def epoch(params, opt_state, key, X, Y):
-        def step(carry, batch):  # each device gathers its own share of the mini-batch's rows
-            batch = sharding.shard_batch(batch, mesh)
-            return update(*carry, X[batch], Y[batch]), None
+    def epoch(params, opt_state, key, X, Y, p):
+        _TRACES[0] += 1  # runs when jit traces the epoch, not when the program runs
+
+        def sharded_update(carry, batch, step_key, split: bool):
+            masks = None if draw is None else draw(step_key, p, batch.shape[0])
+            if split:  # each device gathers its own share of the mini-batch's rows
+                batch = sharding.shard_batch(batch, mesh)
+                if masks is not None:
+                    masks = tuple(sharding.shard_batch(mask, mesh) for mask in masks)
+            return update(*carry, X[batch], Y[batch], masks)
+
+        def step(carry, chunk):
+            batch, step_key = chunk
+            return sharded_update(carry, batch, step_key, True), None
 
         batches, rest = shuffle(key, X.shape[0], m)
-        carry, _ = jax.lax.scan(step, (params, opt_state), batches)
-        if rest.shape[0]:
-            if rest.shape[0] % d == 0:  # else each device computes the whole last mini-batch
-                rest = sharding.shard_batch(rest, mesh)
-            carry = update(*carry, X[rest], Y[rest])
+        keys = _step_keys(key, batches.shape[0] + 1)
+        carry, _ = jax.lax.scan(step, (params, opt_state), (batches, keys[:-1]))
+        if rest.shape[0]:  # split when d divides it, else each device computes it whole
+            carry = sharded_update(carry, rest, keys[-1], rest.shape[0] % d == 0)
         return carry
 
     return epoch
@@ -282,16 +411,25 @@ def _batches_per_gather(full: int, m: int) -> int:
 @jax.jit
 def _evaluate(net: Network, params: Params, X, labels):
     outputs = feedforward(net, params, X)  # one row per example
-    correct = jnp.sum(jnp.argmax(outputs, axis=1) == labels)
+    correct = jnp.sum(jnp.argmax(outputs, axis=1).astype(labels.dtype) == labels)
     Y = jax.nn.one_hot(labels, net.sizes[-1], dtype=X.dtype)
+    return correct, cost(net, params, X, Y)
+
+
+@jax.jit
+def _evaluate_targets(net: Network, params: Params, X, Y):
+    """Correct answers against the targets' largest entry, and the mean cost against Y itself."""
+    outputs = feedforward(net, params, X)
+    correct = jnp.sum(jnp.argmax(outputs, axis=1) == jnp.argmax(Y, axis=1))
     return correct, cost(net, params, X, Y)
 
 
 def evaluate(net: Network, params: Params, X, labels) -> tuple[int, float]:
     """(number classified correctly, mean cost C) on X (n, n_in) with integer labels (n,).
 
-    The network's answer is the index of the most active output neuron, as in the book.
-    Raises `ShapeError` naming the argument if X or the labels do not fit the network.
+    The network's answer is the index of the most active output neuron, as in the book; no
+    dropout mask is used (dropout's masks are scaled while training, so the network is
+    evaluated as it is). Raises `ShapeError` naming the argument if X or the labels do not fit.
     """
     check_labels(net, params, X, labels)
     return _score(net, params, X, labels)
@@ -307,13 +445,29 @@ def score_sets(net: Network, params: Params, evaluation: dict[str, tuple]) -> di
     metrics: dict = {}
     for name, (X, labels) in evaluation.items():
         correct, mean_cost = _score(net, params, X, labels)
-        metrics |= {
-            f"{name}_correct": correct,
-            f"{name}_total": len(labels),
-            f"{name}_accuracy": correct / len(labels),
-            f"{name}_cost": mean_cost,
-        }
+        metrics |= _scores(name, correct, len(labels), mean_cost)
     return metrics
+
+
+def _scores(name: str, correct: int, total: int, mean_cost: float) -> dict:
+    return {
+        f"{name}_correct": correct,
+        f"{name}_total": total,
+        f"{name}_accuracy": correct / total,
+        f"{name}_cost": mean_cost,
+    }
+
+
+def score_training(net: Network, params: Params, opt_state, train: tuple) -> dict:
+    """`training_correct`, `_total`, `_accuracy` and `training_cost` on the training pair (X, Y).
+
+    As network2's `total_cost`, the training cost includes the regularization terms,
+    C = C₀ + (λ/2n) Σ w² + (λ₁/n) Σ |w| (eqs. 87, 95); the validation and test costs are C₀.
+    """
+    X, Y = train
+    correct, mean_cost = _evaluate_targets(net, params, X, Y)
+    total = float(mean_cost) + float(regularization(params, opt_state))
+    return _scores("training", int(correct), int(X.shape[0]), total)
 
 
 # -- the training loop --------------------------------------------------------------------------
@@ -331,32 +485,100 @@ def fit(
     gradient: "str | Callable",
     key: jax.Array,
     devices: int = 1,
+    dropout: float = 0.0,
+    monitor_training: bool = False,
+    early_stopping: int = 0,
+    schedule: Callable | None = None,
+    history: Sequence[dict] = (),
 ) -> Iterator[tuple[TrainState, dict]]:
     """Train from `state` up to `epochs` epochs, yielding `(state, metrics)` after each epoch.
 
     `train` is `(X, Y)`, X (n, n_in) and one-hot Y (n, n_out); `evaluation` maps a name
-    ("validation", "test") to `(X, labels)`. Epoch e shuffles with `fold_in(key, e)`, so a run
-    resumed from a saved state repeats exactly what an uninterrupted run would have done. With
-    `devices` > 1 every mini-batch is split across that many devices (see `make_epoch`).
+    ("validation", "test") to `(X, labels)`. Epoch e shuffles with `fold_in(key, e)` (and draws
+    its dropout masks from it), so a run resumed from a saved state repeats exactly what an
+    uninterrupted run would have done. With `devices` > 1 every mini-batch is split across that
+    many devices (see `make_epoch`).
+
+    Chapter 3's controls:
+
+    - `dropout` p: each hidden neuron is dropped with probability p in every mini-batch, the
+      kept ones scaled by 1/(1 − p); evaluation uses no mask.
+    - `monitor_training`: also score the training data after each epoch (`training_accuracy`,
+      `training_cost` with the regularization terms, as network2's monitor_training_*).
+    - `early_stopping` n > 0: stop after n epochs without a better validation accuracy.
+    - `schedule`: called before each epoch with the metrics so far, it gives η for that epoch
+      (set in the optimizer state, no recompiling) and may stop the run (`make_schedule`,
+      `HalveOnPlateau`).
+    - `history`: the metrics of the epochs already in `state` (for a resumed run), from which
+      early stopping and the schedule continue exactly.
+
+    Every epoch's metrics hold `epoch`, the scores of every set, `eta` (when the optimizer holds
+    it), `best_epoch` (of the validation accuracy, when there is a validation set), `seconds`,
+    and, in the epoch that ends the run early, `stopped` with the reason.
+
     Raises `ShapeError` before the first epoch if the arrays do not fit the network, and
     `DivergenceError` at the end of the first epoch whose cost or parameters are not finite,
     before yielding that state.
     """
     check_fit_arguments(net, state, train, evaluation, mini_batch_size)
+    history = list(history)
+    _check_controls(state, evaluation, dropout, early_stopping, schedule, history)
+    if history and history[-1].get("stopped"):
+        return  # the run ended early; nothing more to do
     run_epoch = make_epoch(
-        net, optimizer, gradient=gradient, mini_batch_size=mini_batch_size, devices=devices
+        net,
+        optimizer,
+        gradient=gradient,
+        mini_batch_size=mini_batch_size,
+        devices=devices,
+        dropout=dropout > 0,
     )
     X, Y = train
+    params, opt_state = state.params, state.opt_state
     for e in range(state.epoch, epochs):
         start = time.perf_counter()
+        if schedule is not None:
+            eta, _ = schedule(history)
+            opt_state = with_hyperparameters(opt_state, learning_rate=eta)
+        used = hyperparameters(opt_state).get("learning_rate")
         params, opt_state = run_epoch(
-            state.params, state.opt_state, jax.random.fold_in(key, e), X, Y
+            params, opt_state, jax.random.fold_in(key, e), X, Y, dropout=dropout
         )
-        metrics = {"epoch": e, **score_sets(net, params, evaluation)}
+        metrics: dict = {"epoch": e}
+        if used is not None:
+            metrics["eta"] = used
+        metrics |= score_sets(net, params, evaluation)
+        if monitor_training:
+            metrics |= score_training(net, params, opt_state, train)
         metrics["seconds"] = time.perf_counter() - start
         check_finite(e, params, opt_state, metrics)
-        state = TrainState(params, opt_state, e + 1)
-        yield state, metrics
+        history.append(metrics)
+        if "validation" in evaluation:
+            metrics["best_epoch"] = best_epoch(history)
+        reason = stop_reason(history, early_stopping, schedule)
+        if reason:
+            metrics["stopped"] = reason
+        yield TrainState(params, opt_state, e + 1), metrics
+        if reason:
+            return
+
+
+def _check_controls(state, evaluation, dropout, early_stopping, schedule, history) -> None:
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise FnbackpropError(f"dropout must be a probability 0 ≤ p < 1, got {dropout!r}")
+    if isinstance(early_stopping, bool) or not isinstance(early_stopping, int):
+        raise FnbackpropError(f"early_stopping must be a number of epochs, got {early_stopping!r}")
+    needs_validation = early_stopping > 0 or isinstance(schedule, HalveOnPlateau)
+    if needs_validation and "validation" not in evaluation:
+        raise FnbackpropError(
+            "early stopping and halve_on_plateau watch the validation accuracy: give an "
+            "evaluation set named 'validation'"
+        )
+    if history and len(history) != state.epoch:
+        raise FnbackpropError(
+            f"history holds {len(history)} epochs' metrics, but the state is after epoch "
+            f"{state.epoch}: give the metrics of exactly the epochs done"
+        )
 
 
 def check_finite(epoch: int, params: Params, opt_state, metrics: dict) -> None:

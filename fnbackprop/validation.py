@@ -15,6 +15,7 @@ from .errors import FnbackpropError, ShapeError
 __all__ = [
     "check_inputs",
     "check_labels",
+    "check_masks",
     "check_mini_batch_size",
     "check_params",
     "shape_of",
@@ -52,12 +53,15 @@ def check_params(net, params) -> None:
                 )
 
 
-def check_inputs(net, params, x, y=None, *, one_example: bool = False, hint: str = "") -> None:
-    """Raise `ShapeError` unless x (and y) fit the network.
+def check_inputs(
+    net, params, x, y=None, *, one_example: bool = False, hint: str = "", masks=None
+) -> None:
+    """Raise `ShapeError` unless x (and y, and dropout masks) fit the network.
 
     x is one example (n_in,) or, unless `one_example`, the rows of X (m, n_in), m ≥ 1; y, when
     given, is (n_out,) or (m, n_out) to match. `hint` is added to the message for a batch given
-    where one example is expected (which function to use instead).
+    where one example is expected (which function to use instead). `masks`, when given, holds one
+    dropout mask per hidden layer, (n_l,) or (m, n_l) like x.
     """
     check_params(net, params)
     n_in, n_out = net.sizes[0], net.sizes[-1]
@@ -95,6 +99,28 @@ def check_inputs(net, params, x, y=None, *, one_example: bool = False, hint: str
     _check_values(label, x)
     if y is not None:
         _check_values("Y" if len(shape) == 2 else "y", y)
+    if masks is not None:
+        check_masks(net, shape[:-1], masks)
+
+
+def check_masks(net, rows: tuple[int, ...], masks) -> None:
+    """One float dropout mask per hidden layer l = 2, …, L−1, shaped (*rows, n_l)."""
+    hidden = list(net.sizes[1:-1])
+    if not isinstance(masks, tuple | list) or len(masks) != len(hidden):
+        got = len(masks) if isinstance(masks, tuple | list) else type(masks).__name__
+        raise ShapeError(
+            f"masks must hold one dropout mask per hidden layer ({len(hidden)} for sizes "
+            f"{list(net.sizes)}), got {got}; draw them with fnbackprop.dropout_masks"
+        )
+    for l, (mask, n) in enumerate(zip(masks, hidden, strict=True), start=2):
+        _check_is_array(f"mask of layer {l}", mask)
+        if shape_of(mask) != (*rows, n):
+            raise ShapeError(
+                f"the dropout mask of layer {l} has shape {shape_of(mask)}, expected "
+                f"{(*rows, n)}: one mask row per example, one entry per neuron"
+            )
+        if not jnp.issubdtype(mask.dtype, jnp.floating):
+            raise ShapeError(f"the dropout mask of layer {l} has dtype {mask.dtype}, not a float")
 
 
 def check_labels(net, params, X, labels, name: str = "") -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from fnbackprop import activations, costs, data, network, training
+from fnbackprop import activations, costs, data, network, optimizers, schedules, training
 from fnbackprop.data import FASHION_MNIST, MNIST, Dataset, Splits, load_mnist_idx
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -40,7 +40,8 @@ REGISTRIES = (
     costs.COSTS,
     network.INITS,
     training.GRADIENTS,
-    training.OPTIMIZERS,
+    optimizers.OPTIMIZERS,
+    schedules.SCHEDULES,
     data.DATASETS,
 )
 

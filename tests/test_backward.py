@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fnbackprop as fb
-from fnbackprop import activations, costs
+from fnbackprop import activations, costs, training
 
 # -- the independent reference --------------------------------------------------------------------
 
@@ -394,3 +394,86 @@ def test_extreme_inputs_give_no_nan(hidden, out, cost, dtype):
         ):
             assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
         assert np.isfinite(fb.cost(net, params, X[0], Y[0]))
+
+
+# -- dropout (chapter 3): the mask enters BP2 and BP4 ---------------------------------------------
+
+
+def textbook_cost_dropped(sigmas, cost, params, x, y, masks):
+    """The same network thinned by dropout: a^l = σ(z^l) ⊙ mask^l in the hidden layers only."""
+    a = x
+    for l, ((w, b), sigma) in enumerate(zip(params, sigmas, strict=True)):
+        a = SIGMA[sigma](w @ a + b)
+        if l < len(masks):
+            a = a * masks[l]
+    return COST[cost](a, y)
+
+
+def _dropped_problem(hidden, out, cost, p=0.5, seed=0):
+    net, params, X, Y = _problem(hidden, out, cost, jnp.float64, seed=seed)
+    masks = fb.dropout_masks(jax.random.key(seed + 10), net, p, X.shape[0], jnp.float64)
+    return net, params, X, Y, masks
+
+
+@pytest.mark.parametrize("hidden", activations.names())
+def test_dropout_backprop_equals_jax_grad_through_the_same_mask(hidden, x64):
+    """Every form of the hand-written pass with dropout masks, against `jax.grad` of the
+    independent textbook network thinned by the very same masks (float64), per example and over
+    the rows; and jax.grad of `cost_with_backprop` w.r.t. the masks themselves."""
+    out = "sigmoid"
+    net, params, X, Y, masks = _dropped_problem(hidden, out, "cross_entropy", seed=4)
+    sigmas = [hidden, hidden, out]
+    assert any(float(jnp.min(m)) == 0.0 for m in masks)  # some neurons are dropped
+    reference = jax.vmap(
+        jax.grad(textbook_cost_dropped, argnums=2), in_axes=(None, None, None, 0, 0, 0)
+    )(tuple(sigmas), "cross_entropy", params, X, Y, masks)
+    batch_reference = jax.tree.map(lambda g: g.mean(0), reference)
+    row = [jax.tree.map(lambda g, i=i: g[i], reference) for i in range(X.shape[0])]
+    for i in range(X.shape[0]):
+        one = tuple(m[i] for m in masks)
+        assert max_relative_error(fb.backprop(net, params, X[i], Y[i], one), row[i]) < 1e-12
+    by_jax_grad = jax.grad(fb.cost_with_backprop(net))
+    for grads in (
+        fb.backprop_vmap(net, params, X, Y, masks),
+        fb.backprop_batch(net, params, X, Y, masks),
+        fb.autodiff_grad(net, params, X, Y, masks),
+        by_jax_grad(params, X, Y, masks),
+        training.GRADIENTS.get("backprop_vjp")(net, params, X, Y, masks),
+    ):
+        assert max_relative_error(grads, batch_reference) < 1e-12
+    nabla_masks = jax.grad(fb.cost_with_backprop(net), argnums=3)(params, X, Y, masks)
+    expected = jax.grad(lambda ms: fb.cost(net, params, X, Y, ms))(masks)
+    assert max_relative_error(nabla_masks, expected) < 1e-12
+
+
+def test_a_dropped_neuron_learns_nothing_and_passes_no_error(x64):
+    """BP2: δ^l_j = 0 for a dropped neuron j, so its bias and incoming weights get no gradient;
+    BP4: its outgoing weights get none either (a^l_j = 0)."""
+    net, params, X, Y, _ = _dropped_problem("sigmoid", "sigmoid", "quadratic")
+    masks = (jnp.asarray([2.0, 0.0, 2.0]), jnp.asarray([0.0, 2.0, 2.0]))  # p = 1/2
+    (w2, b2), (w3, b3), (w4, _) = fb.backprop(net, params, X[0], Y[0], masks)
+    assert b2[1] == 0 and not np.any(w2[1]) and not np.any(w3[:, 1])  # neuron 1 of layer 2
+    assert b3[0] == 0 and not np.any(w3[0]) and not np.any(w4[:, 0])  # neuron 0 of layer 3
+    assert np.all(np.asarray(b2)[[0, 2]] != 0) and np.all(np.asarray(w4)[:, 1:] != 0)
+
+
+def test_dropout_masks_drop_with_probability_p_and_keep_the_mean():
+    net = fb.Network([4, 300, 200, 2])
+    masks = fb.dropout_masks(jax.random.key(0), net, 0.3, 50)
+    assert [m.shape for m in masks] == [(50, 300), (50, 200)]  # hidden layers only
+    values = np.concatenate([np.ravel(m) for m in masks])
+    assert set(np.unique(values)) == {0.0, np.float32(1 / 0.7)}
+    assert abs(np.mean(values == 0) - 0.3) < 0.01 and abs(np.mean(values) - 1) < 0.02
+    assert all(np.all(np.asarray(m) == 1) for m in fb.dropout_masks(jax.random.key(1), net, 0.0))
+    assert fb.dropout_masks(jax.random.key(0), fb.Network([4, 2]), 0.5) == ()  # no hidden layer
+
+
+def test_masks_are_checked_at_the_boundary():
+    net, params, X, Y = _problem("sigmoid", "sigmoid", "quadratic", jnp.float32)
+    good = fb.dropout_masks(jax.random.key(0), net, 0.5, X.shape[0])
+    with pytest.raises(fb.ShapeError, match=r"one dropout mask per hidden layer \(2 for sizes"):
+        fb.backprop_batch(net, params, X, Y, good[:1])
+    with pytest.raises(fb.ShapeError, match=r"mask of layer 3 has shape \(3,\), expected \(5, 3\)"):
+        fb.backprop_vmap(net, params, X, Y, (good[0], good[1][0]))
+    with pytest.raises(fb.ShapeError, match=r"expected \(3,\)"):
+        fb.backprop(net, params, X[0], Y[0], good)

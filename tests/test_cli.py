@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import fnbackprop as fnbackprop_package
-from fnbackprop import checkpoint, cli, config, runs, training
+from fnbackprop import checkpoint, cli, config, optimizers, runs, training
 from fnbackprop.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, lis
     c = config.load(CHAPTER1)
     net = config.build_network(c)
     params = net.init(jax.random.key(0))
-    optimizer = training.make_optimizer()
+    optimizer = optimizers.make_optimizer()
     for folder, sizes in (("run", [784, 30, 10]), ("other", [784, 20, 10])):
         (root / folder).mkdir()
         text = config.dumps(config.load(CHAPTER1, [f"network.sizes={sizes}"]))
@@ -376,7 +376,7 @@ def _saved_state(run: Path):
     c = config.load(run / runs.CONFIG)
     net = config.build_network(c)
     params = net.init(jax.random.key(0))
-    optimizer = training.make_optimizer(c.training.optimizer, c.training.eta)
+    optimizer = optimizers.make_optimizer(c.training.optimizer, c.training.eta)
     like = training.TrainState(params, optimizer.init(params), 0)
     state, key, header = checkpoint.load(run / runs.CHECKPOINT, net, like)
     return jax.tree.leaves((state.params, state.opt_state, jax.random.key_data(key))), header
@@ -416,9 +416,78 @@ def test_a_run_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_
     arrays, header = _saved_state(killed)
     expected, expected_header = _saved_state(whole)
     assert header["epoch"] == expected_header["epoch"] == 3
-    assert len(arrays) == len(expected) == 9  # w, b of 2 layers, their 4 momenta, the key
+    # w, b of 2 layers, their 4 momenta, the step count, η and μ (held in the state), the key
+    assert len(arrays) == len(expected) == 12
     for got, want in zip(arrays, expected, strict=True):
         assert got.dtype == want.dtype and np.array_equal(got, want)
     assert _without_seconds(killed) == _without_seconds(whole)
     assert len(_without_seconds(killed)) == 3
     assert not list(killed.glob("*.part")) and not list(killed.glob(".*.part"))
+
+
+# -- a run that behaves: folders, locks, --set, --resume, no --out ---------------------------------
+
+SMALL_RUN = """\
+[network]
+sizes = [784, 6, 10]
+cost = "cross_entropy"
+init = "scaled"
+[training]
+epochs = 1
+mini_batch_size = 50
+eta = 0.5
+[data]
+train_size = 500
+"""
+
+
+def test_a_set_error_names_the_command_line(capsys):
+    assert cli.main(["train", str(CHAPTER1), "--set", "training.eta=abc"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "fnbackprop: error: --set training.eta=abc: training.eta must be a number, got 'abc'"
+    )
+
+
+def test_without_out_the_run_is_saved_under_runs_and_a_finished_run_says_so(
+    tmp_path, mnist_dir, monkeypatch, capsys
+):
+    (tmp_path / "small.toml").write_text(SMALL_RUN)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "small.toml", "--quiet", "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert f"fnbackprop: no --out given: saving in runs/{folder.name}" in out
+    assert folder.name.startswith("small-") and (folder / runs.CHECKPOINT).is_file()
+    data = ["--quiet", "--data-dir", str(mnist_dir)]
+    assert cli.main(["train", "--resume", str(folder), *data]) == 0
+    assert "finished: all 1 epochs are done" in capsys.readouterr().out
+    args = ["train", "--resume", str(folder), "--set", "training.epochs=2", "--quiet"]
+    assert cli.main([*args, "--data-dir", str(mnist_dir)]) == 0
+    assert "Epoch 1: " in capsys.readouterr().out
+    assert checkpoint.read_header(folder / runs.CHECKPOINT)["epoch"] == 2
+
+
+def test_two_trainings_into_one_folder_the_second_fails_at_once(tmp_path, mnist_dir):
+    """The first holds the folder's lock; the second exits 2 with one line; once the first is
+    killed, the lock is gone with it, and the folder (now holding a run) needs --overwrite."""
+    (tmp_path / "long.toml").write_text(SMALL_RUN.replace("epochs = 1", "epochs = 10000"))
+    run = tmp_path / "run"
+    args = [tmp_path / "long.toml", "--out", run, "--data-dir", mnist_dir]
+    first = start("train", *args)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / runs.METRICS).is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first epoch is done: the run is well under way
+        second = fnbackprop("train", *args, "--quiet")
+        line = one_line_error(second, f"{run} is in use by another training run (process "
+                              f"{first.pid}, started ")  # fmt: skip
+        assert line.endswith("wait for it to finish, or choose another --out")
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+    out, err = first.communicate()
+    lines = out.splitlines()
+    assert lines and all(line.startswith(f"Epoch {i}: ") for i, line in enumerate(lines))
+    assert "\r" not in out + err  # not a terminal: no progress bar, one line per epoch
+    third = fnbackprop("train", *args, "--quiet")
+    one_line_error(third, f"{run} holds a run (", "give --overwrite to replace it")

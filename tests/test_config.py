@@ -263,7 +263,7 @@ sizes = [784, 30, 10]
 activation = ["fnbackprop.activations:Tanh", "sigmoid"]
 cost = "fnbackprop.costs:CrossEntropy"
 [training]
-optimizer = "fnbackprop.training:momentum"
+optimizer = "fnbackprop.optimizers:momentum"
 gradient = "fnbackprop.training:backprop_vjp"
 """
     c = config.load(write(tmp_path, text))
@@ -299,3 +299,81 @@ dir = "C:\\\\data \\"quoted\\""
     path.write_text(config.dumps(original))
     assert config.load(path) == original
     assert "train_size = 50000" in config.dumps(original)  # every key spelled out
+
+
+# -- chapter 3's keys, sweeps, and where an error came from ---------------------------------------
+
+
+def test_chapter3_keys_have_defaults_and_round_trip(tmp_path):
+    t = config.Config().training
+    assert (t.l1, t.dropout, t.early_stopping, t.schedule, t.schedule_args) == (
+        0.0, 0.0, 0, "constant", ()
+    )  # fmt: skip
+    assert (t.monitor_training_cost, t.monitor_training_accuracy) == (False, False)
+    text = """
+[training]
+l1 = 0.5
+dropout = 0.5
+early_stopping = 10
+schedule = "halve_on_plateau"
+schedule_args = { patience = 5, halvings = 7 }
+monitor_training_cost = true
+monitor_training_accuracy = true
+"""
+    c = config.load(write(tmp_path, text))
+    assert c.training.schedule_args == (("halvings", 7), ("patience", 5))
+    path = tmp_path / "resolved.toml"
+    path.write_text(config.dumps(c))
+    assert config.load(path) == c
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.dropout=1.0", "training.dropout is the probability of dropping a hidden neuron"),
+        ("training.l1=-1", "training.l1 must not be negative"),
+        ("training.early_stopping=-2", "training.early_stopping must not be negative"),
+        ("training.schedule=halve", r"unknown schedule 'halve'; valid names: constant, halve_on"),
+        ("training.schedule_args={patience='x'}", "must be a table of numbers"),
+        ("training.schedule_args={nope=1}", "schedule 'constant': .*unexpected keyword .*nope"),
+        ("training.monitor_training_cost=1", "monitor_training_cost must be true or false"),
+    ],
+)
+def test_bad_chapter3_values_are_rejected(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, ""), [override])
+
+
+def test_an_error_in_a_set_value_names_the_command_line_not_the_file(tmp_path):
+    path = write(tmp_path, "[training]\neta = 0.5\n")
+    cases = {
+        "training.eta=abc": "--set training.eta=abc: training.eta must be a number, got 'abc'",
+        "training.etta=1": "--set training.etta=1: unknown key training.etta",
+        "network.cost=mse": "--set network.cost=mse: network.cost: unknown cost 'mse'",
+        "training.mini_batch_size=600": "--set training.mini_batch_size=600: training.mini_batch",
+        "trainig.eta=1": "--set trainig.eta=1: unknown section [trainig]",
+    }
+    for item, expected in cases.items():
+        extra = ["data.train_size=500"] if "mini_batch" in item else []
+        with pytest.raises(ConfigError) as info:
+            config.load(path, [item, *extra])
+        assert str(info.value).startswith(expected), str(info.value)
+        assert str(path) not in str(info.value)
+    with pytest.raises(ConfigError, match=rf"^{path}: training.eta must be a number"):
+        config.load(write(tmp_path, '[training]\neta = "x"\n'), ["training.epochs=3"])
+
+
+def test_lists_where_numbers_are_expected_make_a_sweep(tmp_path):
+    path = write(tmp_path, "[training]\neta = [0.1, 3.0]\n")
+    sweep = config.load_sweep(path, ["training.seed=[0, 1, 2]"])
+    assert sweep.axes == {"training.eta": [0.1, 3.0], "training.seed": [0, 1, 2]}
+    assert list(sweep.runs)[:4] == ["eta=0.1,seed=0", "eta=0.1,seed=1", "eta=0.1,seed=2",
+                                    "eta=3.0,seed=0"]  # fmt: skip
+    assert sweep.runs["eta=3.0,seed=1"].training.eta == 3.0
+    assert len(sweep.runs) == 6
+    with pytest.raises(ConfigError, match=rf"^{path}: training.eta is a list, \[0.1, 3.0\]"):
+        config.load(path)
+    with pytest.raises(ConfigError, match=r"^--set training.seed=\[1, 1\]: .* lists a value twice"):
+        config.load_sweep(path, ["training.seed=[1, 1]"])
+    single = config.load_sweep(write(tmp_path, ""))
+    assert single.axes == {} and list(single.runs) == [""]

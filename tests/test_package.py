@@ -25,8 +25,8 @@ CORE = (
     "errors",
 )
 #: SGD: may use the core and sharding, but no file formats, configs or downloads
-TRAINING = ("training", "sharding")
-PLUMBING = ("config", "runs", "cli", "data", "checkpoint", "_io")
+TRAINING = ("training", "optimizers", "schedules", "sharding")
+PLUMBING = ("config", "runs", "sweeps", "cli", "data", "checkpoint", "_io")
 
 
 def _imports(module: str) -> set[str]:

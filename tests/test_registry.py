@@ -13,9 +13,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import REGISTRIES
 
 import fnbackprop as fb
-from fnbackprop import activations, config, costs, data, network, registry, training
+from fnbackprop import activations, config, costs, data, optimizers, registry
 from fnbackprop.errors import ConfigError, FnbackpropError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,23 +241,15 @@ def test_mistakes_in_a_cost_are_one_line_at_the_network(cost, needles):
 
 
 def test_every_named_choice_uses_the_same_registry():
-    """Activations, costs, init schemes, gradient methods, optimizers and data sets: one
-    mechanism, the same messages, import paths everywhere."""
-    kinds = [
-        activations.ACTIVATIONS,
-        costs.COSTS,
-        network.INITS,
-        training.GRADIENTS,
-        training.OPTIMIZERS,
-        data.DATASETS,
-    ]
-    for kind in kinds:
+    """Activations, costs, init schemes, gradient methods, optimizers, schedules and data sets:
+    one mechanism, the same messages, import paths everywhere."""
+    for kind in REGISTRIES:
         assert isinstance(kind, registry.Registry)
         with pytest.raises(FnbackpropError, match=f"unknown {kind.kind} 'nope'.*valid names"):
             kind.get("nope")
-    assert training.OPTIMIZERS.get("optax:rmsprop") is __import__("optax").rmsprop
+    assert optimizers.OPTIMIZERS.get("optax:rmsprop") is __import__("optax").rmsprop
     assert data.DATASETS.get("fnbackprop.data:MNIST") is data.MNIST
-    rule = training.make_optimizer("optax:rmsprop", 0.1)
+    rule = optimizers.make_optimizer("optax:rmsprop", 0.1)
     assert hasattr(rule, "update")
 
 

@@ -16,7 +16,7 @@ import jax
 import pytest
 from conftest import REPO, max_relative_error
 
-from fnbackprop import config, runs, sharding, training
+from fnbackprop import config, optimizers, runs, sharding, training
 from fnbackprop.errors import ConfigError, FnbackpropError
 from fnbackprop.network import Network
 
@@ -27,14 +27,14 @@ import jax, jax.numpy as jnp
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 from conftest import max_relative_error
-from fnbackprop import config, runs, sharding, training
+from fnbackprop import config, optimizers, runs, sharding, training
 from fnbackprop.data import load_mnist_idx, one_hot
 from fnbackprop.network import Network
 
 splits = load_mnist_idx(sys.argv[1])
 X_val, labels_val = splits.validation.images[:2000], splits.validation.labels[:2000]
 net = Network([784, 30, 10])
-optimizer = training.make_optimizer("sgd", 3.0)
+optimizer = optimizers.make_optimizer("sgd", 3.0)
 params0 = net.init(jax.random.key(0))
 out = {"device_count": jax.device_count()}
 
@@ -145,7 +145,7 @@ def test_more_devices_than_exist_are_rejected(four):
     assert "training.devices = 8, but only 4 cpu devices exist: choose 1 to 4" in four["too_many"]
     with pytest.raises(FnbackpropError, match="but only 1 cpu device exists"):
         training.make_epoch(
-            Network([4, 2]), training.make_optimizer(), mini_batch_size=8, devices=2
+            Network([4, 2]), optimizers.make_optimizer(), mini_batch_size=8, devices=2
         )
 
 
@@ -156,7 +156,7 @@ def test_a_mini_batch_not_divisible_by_the_devices_is_rejected():
         config.parse({"training": {"mini_batch_size": 10, "devices": 4}})
     with pytest.raises(ConfigError, match="devices among 1, 3, 9"):
         training.make_epoch(
-            Network([4, 2]), training.make_optimizer(), mini_batch_size=9, devices=2
+            Network([4, 2]), optimizers.make_optimizer(), mini_batch_size=9, devices=2
         )
     assert config.parse({"training": {"mini_batch_size": 12, "devices": 4}}).training.devices == 4
 

@@ -1,5 +1,6 @@
 """SGD: the book's update rule, the four gradient methods, a real run, and what a run leaves."""
 
+import itertools
 import json
 
 import jax
@@ -9,7 +10,7 @@ import pytest
 from conftest import REPO, max_relative_error
 
 import fnbackprop as fb
-from fnbackprop import checkpoint, config, runs, training
+from fnbackprop import checkpoint, config, optimizers, runs, schedules, training
 from fnbackprop.data import one_hot
 from fnbackprop.errors import CheckpointError, FnbackpropError
 
@@ -31,7 +32,7 @@ def test_sgd_step_is_the_books_rule():
     X = jax.random.normal(jax.random.key(1), (5, 3))
     Y = jax.random.uniform(jax.random.key(2), (5, 2))
     eta = 0.7
-    optimizer = training.make_optimizer("sgd", eta)
+    optimizer = optimizers.make_optimizer("sgd", eta)
     grads = fb.backprop_batch(net, params, X, Y)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
     new = jax.tree.map(lambda p, u: p + u, params, updates)
@@ -46,7 +47,7 @@ def test_l2_decays_weights_but_not_biases():
     net = fb.Network([3, 4, 2])
     params = net.init(jax.random.key(0))
     eta, lmbda, n = 0.5, 5.0, 100
-    optimizer = training.make_optimizer("sgd", eta, lmbda=lmbda, n=n)
+    optimizer = optimizers.make_optimizer("sgd", eta, lmbda=lmbda, n=n)
     zeros = jax.tree.map(jnp.zeros_like, params)
     updates, _ = optimizer.update(zeros, optimizer.init(params), params)
     for (w, b), (uw, ub) in zip(params, updates, strict=True):
@@ -60,7 +61,7 @@ def test_other_optimizers_reduce_the_cost(name):
     params = net.init(jax.random.key(0))
     X = jax.random.normal(jax.random.key(1), (20, 3))
     Y = jax.nn.one_hot(jnp.arange(20) % 2, 2)
-    optimizer = training.make_optimizer(name, 0.05)
+    optimizer = optimizers.make_optimizer(name, 0.05)
     epoch = training.make_epoch(net, optimizer, gradient="backprop", mini_batch_size=5)
     before = float(fb.cost(net, params, X, Y))
     # optax's adam mixes Python floats with its int32 step count: fine under JAX's standard
@@ -76,7 +77,7 @@ def test_any_gradient_function_can_drive_an_epoch(small_data):
     """`gradient` may be a function (net, params, X, Y) -> grads instead of a name."""
     X, Y = small_data
     params = SMALL.init(jax.random.key(3))
-    optimizer = training.make_optimizer("sgd", 3.0)
+    optimizer = optimizers.make_optimizer("sgd", 3.0)
     by_name = training.make_epoch(SMALL, optimizer, gradient="backprop_batch", mini_batch_size=50)
     by_function = training.make_epoch(
         SMALL, optimizer, gradient=fb.backprop_batch, mini_batch_size=50
@@ -91,15 +92,15 @@ def test_unknown_optimizer_and_gradient_are_named():
     with pytest.raises(
         FnbackpropError, match="unknown optimizer 'rmsprop'; valid names: sgd, momentum, adam"
     ):
-        training.make_optimizer("rmsprop")
+        optimizers.make_optimizer("rmsprop")
     with pytest.raises(FnbackpropError, match=r"unknown optimizer 'SGD' \(did you mean 'sgd'\?\)"):
-        training.make_optimizer("SGD")
+        optimizers.make_optimizer("SGD")
     with pytest.raises(
         FnbackpropError,
         match="unknown gradient method 'finite'; valid names: backprop, backprop_batch, "
         "autodiff, backprop_vjp",
     ):
-        training.make_epoch(SMALL, training.make_optimizer(), gradient="finite")
+        training.make_epoch(SMALL, optimizers.make_optimizer(), gradient="finite")
     with pytest.raises(FnbackpropError, match="valid names: backprop, backprop_batch"):
         training.gradient_function("autograd")
 
@@ -111,7 +112,7 @@ def test_the_registries_name_the_built_in_methods():
         "autodiff",
         "backprop_vjp",
     )
-    assert training.OPTIMIZERS.builtin_names() == ("sgd", "momentum", "adam")
+    assert optimizers.OPTIMIZERS.builtin_names() == ("sgd", "momentum", "adam")
     assert training.gradient_function("backprop") is fb.backprop_vmap
     assert training.gradient_function("backprop_batch") is fb.backprop_batch
     assert training.gradient_function("autodiff") is fb.autodiff_grad
@@ -122,18 +123,18 @@ def test_an_optimizer_by_import_path():
     """Any function learning_rate -> optax.GradientTransformation, e.g. "optax:rmsprop"."""
     net = fb.Network([3, 4, 2])
     params = net.init(jax.random.key(0))
-    rule = training.make_optimizer("optax:rmsprop", 0.01)
+    rule = optimizers.make_optimizer("optax:rmsprop", 0.01)
     grads = jax.tree.map(jnp.ones_like, params)
     updates, _ = rule.update(grads, rule.init(params), params)
     assert all(np.all(np.asarray(u) < 0) for u in jax.tree.leaves(updates))  # downhill
     with pytest.raises(FnbackpropError, match="optimizer 'optax:no_such_rule'"):
-        training.make_optimizer("optax:no_such_rule")
+        optimizers.make_optimizer("optax:no_such_rule")
 
 
 def test_every_gradient_method_gives_the_same_training_run(small_data):
     X, Y = small_data
     params = SMALL.init(jax.random.key(3))
-    optimizer = training.make_optimizer("sgd", 3.0)
+    optimizer = optimizers.make_optimizer("sgd", 3.0)
     results = {}
     for method in training.GRADIENTS.builtin_names():
         epoch = training.make_epoch(SMALL, optimizer, gradient=method, mini_batch_size=10)
@@ -152,7 +153,7 @@ def test_epoch_shuffles_by_key_and_keeps_the_last_small_batch(x64):
     X = jax.random.normal(jax.random.key(1), (25, 3), jnp.float64)
     Y = jax.random.uniform(jax.random.key(2), (25, 2), jnp.float64)
     eta, key = 0.5, jax.random.key(9)
-    optimizer = training.make_optimizer("sgd", eta)
+    optimizer = optimizers.make_optimizer("sgd", eta)
     epoch = training.make_epoch(net, optimizer, gradient="backprop_batch", mini_batch_size=10)
     got, _ = epoch(params, optimizer.init(params), key, X, Y)
     order = np.asarray(jax.random.permutation(key, 25))
@@ -171,7 +172,7 @@ def test_online_learning_is_one_example_at_a_time(x64):
     X = jax.random.normal(jax.random.key(1), (4, 3), jnp.float64)
     Y = jax.random.uniform(jax.random.key(2), (4, 2), jnp.float64)
     key = jax.random.key(5)
-    optimizer = training.make_optimizer("sgd", 1.0)
+    optimizer = optimizers.make_optimizer("sgd", 1.0)
     epoch = training.make_epoch(net, optimizer, gradient="backprop", mini_batch_size=1)
     got, _ = epoch(params, optimizer.init(params), key, X, Y)
     expected = params
@@ -235,7 +236,7 @@ def test_a_run_leaves_config_metrics_curve_and_checkpoint(short_run, mnist_dir):
 def test_checkpoint_round_trip_and_refusal(tmp_path):
     net = fb.Network([3, 4, 2])
     params = net.init(jax.random.key(0))
-    optimizer = training.make_optimizer("adam", 0.01)
+    optimizer = optimizers.make_optimizer("adam", 0.01)
     state = training.TrainState(params, optimizer.init(params), 7)
     key = jax.random.key(42)
     checkpoint.save(tmp_path / "c.eqx", net, state, key, [{"epoch": 6}])
@@ -248,3 +249,167 @@ def test_checkpoint_round_trip_and_refusal(tmp_path):
     other = fb.Network([3, 5, 2])
     with pytest.raises(CheckpointError, match=r"different network \(sizes \[3, 4, 2\]"):
         checkpoint.load(tmp_path / "c.eqx", other, like)
+
+
+# -- chapter 3's controls -------------------------------------------------------------------------
+
+TINY = fb.Network([3, 4, 2])
+
+
+def _tiny(dtype=jnp.float32, n=40):
+    params = TINY.init(jax.random.key(0), dtype=dtype)
+    X = jax.random.normal(jax.random.key(1), (n, 3), dtype)
+    labels = (X[:, 0] > 0).astype(jnp.int32)
+    return params, X, jax.nn.one_hot(labels, 2, dtype=dtype), labels
+
+
+def test_l1_shrinks_weights_by_a_constant_and_leaves_biases():
+    """Zero gradients, plain SGD: w → w − (ηλ₁/n) sgn(w) (eq. 97), b unchanged; with L2 too,
+    both terms add up."""
+    params = TINY.init(jax.random.key(0))
+    eta, l1, lmbda, n = 0.5, 4.0, 2.0, 100
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    for lam2 in (0.0, lmbda):
+        optimizer = optimizers.make_optimizer("sgd", eta, l1=l1, lmbda=lam2, n=n)
+        updates, _ = optimizer.update(zeros, optimizer.init(params), params)
+        for (w, b), (uw, ub) in zip(params, updates, strict=True):
+            expected = -eta * l1 / n * np.sign(w) - eta * lam2 / n * w
+            np.testing.assert_allclose(uw, expected, rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(ub, jnp.zeros_like(b))
+    assert optimizers.hyperparameters(optimizer.init(params)) == pytest.approx(
+        {"learning_rate": eta, "l2": lmbda / n, "l1": l1 / n}
+    )
+
+
+def test_hyperparameters_are_inputs_so_one_compile_serves_a_sweep():
+    """Three η, three λ, three seeds: one compiled epoch, and each run equals its own optimizer."""
+    _, X, Y, _ = _tiny()
+    net = fb.Network([3, 5, 2])  # a structure no other test compiles
+    first = optimizers.make_optimizer("momentum", 0.1, lmbda=1.0, n=40)
+    epoch = training.make_epoch(net, first, mini_batch_size=8)
+    for eta, lmbda, seed in [(0.1, 1.0, 0), (0.5, 2.0, 1), (3.0, 0.5, 2)]:
+        optimizer = optimizers.make_optimizer("momentum", eta, lmbda=lmbda, n=40, momentum=0.5)
+        assert training.make_epoch(net, optimizer, mini_batch_size=8).compiled is epoch.compiled
+        p = net.init(jax.random.key(seed))
+        got, state = epoch(p, optimizer.init(p), jax.random.key(seed), X, Y)
+        assert optimizers.hyperparameters(state)["learning_rate"] == pytest.approx(eta)
+        # the same run with the values set afterwards in the first optimizer's state
+        other = optimizers.with_hyperparameters(
+            first.init(p), learning_rate=eta, l2=lmbda / 40, momentum=0.5
+        )
+        again, _ = epoch(p, other, jax.random.key(seed), X, Y)
+        assert max_relative_error(again, got) == 0.0
+    assert epoch.compiled._cache_size() == 1
+    with pytest.raises(FnbackpropError, match="no hyperparameter 'l1'"):
+        optimizers.with_hyperparameters(first.init(p), l1=0.1)
+
+
+def test_dropout_in_the_epoch_draws_masks_per_mini_batch_from_the_key():
+    params, X, Y, _ = _tiny()
+    optimizer = optimizers.make_optimizer("sgd", 1.0)
+    plain = training.make_epoch(TINY, optimizer, mini_batch_size=8)
+    dropped = training.make_epoch(TINY, optimizer, mini_batch_size=8, dropout=0.5)
+    state = optimizer.init(params)
+    key = jax.random.key(3)
+    a, _ = dropped(params, state, key, X, Y)
+    b, _ = dropped(params, state, key, X, Y)
+    c, _ = dropped(params, state, key, X, Y, dropout=0.0)  # the same program, p = 0
+    d, _ = plain(params, state, key, X, Y)
+    assert max_relative_error(a, b) == 0.0  # the key decides the masks
+    assert max_relative_error(c, d) == 0.0  # no neuron dropped: the plain epoch exactly
+    assert max_relative_error(a, d) > 1e-3
+    assert dropped.compiled._cache_size() == 1
+
+    def no_masks(net, params, X, Y):
+        return fb.backprop_batch(net, params, X, Y)
+
+    with pytest.raises(FnbackpropError, match="takes no dropout masks"):
+        training.make_epoch(TINY, optimizer, gradient=no_masks, dropout=0.5)
+
+
+def _fit(params, X, Y, labels, *, epochs, optimizer=None, history=(), start=0, opt_state=None,
+         **kw):  # fmt: skip
+    optimizer = optimizer or optimizers.make_optimizer("sgd", 1.0, lmbda=0.5, n=X.shape[0])
+    state = training.TrainState(params, opt_state or optimizer.init(params), start)
+    sets = {"validation": (X[:20], labels[:20]), "test": (X[20:], labels[20:])}
+    return list(
+        training.fit(
+            TINY, state, (X, Y), sets, epochs=epochs, mini_batch_size=8, optimizer=optimizer,
+            gradient="backprop", key=jax.random.key(7), history=history, **kw,
+        )
+    )  # fmt: skip
+
+
+def test_monitoring_scores_the_training_data_with_the_regularized_cost():
+    """network2's total_cost: C = C₀ + (λ/2n) Σ w² + (λ₁/n) Σ |w| on the training data; the
+    evaluation uses no dropout mask."""
+    params, X, Y, labels = _tiny()
+    optimizer = optimizers.make_optimizer("sgd", 1.0, lmbda=0.5, l1=0.2, n=40)
+    ((state, m),) = _fit(params, X, Y, labels, epochs=1, optimizer=optimizer,
+                         monitor_training=True, dropout=0.5)  # fmt: skip
+    p = state.params
+    weights = [w for w, _ in p]
+    c0 = float(fb.cost(TINY, p, X, Y))
+    expected = c0 + 0.5 / 40 / 2 * sum(float(jnp.sum(w**2)) for w in weights)
+    expected += 0.2 / 40 * sum(float(jnp.sum(jnp.abs(w))) for w in weights)
+    assert m["training_cost"] == pytest.approx(expected, rel=1e-5)
+    correct = int(jnp.sum(jnp.argmax(fb.feedforward(TINY, p, X), 1) == labels))
+    assert m["training_correct"] == correct and m["training_total"] == 40
+    assert m["test_correct"] == training.evaluate(TINY, p, X[20:], labels[20:])[0]  # no mask
+    assert m["eta"] == 1.0 and m["best_epoch"] == 0
+
+
+def test_early_stopping_and_halving_follow_the_validation_accuracy():
+    history = [{"epoch": e, "validation_accuracy": a} for e, a in enumerate([0.5, 0.6, 0.6, 0.55])]
+    assert schedules.best_epoch(history) == 1
+    assert schedules.stop_reason(history, early_stopping=3) is None
+    assert "no better validation accuracy in 2 epochs since epoch 1 (60.00 %)" in (
+        schedules.stop_reason(history, early_stopping=2)
+    )
+    halve = schedules.HalveOnPlateau(0.8, patience=2, halvings=2)
+    assert halve(history[:3]) == (0.8, None)
+    assert halve(history) == (0.4, None)  # two epochs without a better one: η/2
+    flat = history + [{"epoch": e, "validation_accuracy": 0.1} for e in range(4, 6)]
+    eta, stop = halve(flat)  # two more: η/4 = η/2^halvings, the end
+    assert eta == 0.2 and "η fell to η/4 = 0.2" in stop
+    # in fit: η = 0 never improves, so early stopping ends the run after epoch 2
+    params, X, Y, labels = _tiny()
+    frozen = optimizers.make_optimizer("sgd", 0.0)
+    epochs = _fit(params, X, Y, labels, epochs=10, optimizer=frozen, early_stopping=2)
+    assert [m["epoch"] for _, m in epochs] == [0, 1, 2]
+    assert "early stopping" in epochs[-1][1]["stopped"] and epochs[-1][1]["best_epoch"] == 0
+
+
+def test_schedules_set_eta_between_epochs_and_resume_exactly():
+    """halve_on_plateau with early stopping: 8 epochs at once equal 3, then 5 resumed from the
+    state and metrics of the first 3 (the controls replay the history)."""
+    params, X, Y, labels = _tiny()
+    schedule = schedules.make_schedule("halve_on_plateau", 2.0, 8, patience=1)
+    kw = {"schedule": schedule, "early_stopping": 4, "dropout": 0.2}
+    whole = _fit(params, X, Y, labels, epochs=8, **kw)
+    first = _fit(params, X, Y, labels, epochs=3, **kw)
+    state, _ = first[-1]
+    rest = _fit(state.params, X, Y, labels, epochs=8, history=[m for _, m in first],
+                start=3, opt_state=state.opt_state, **kw)  # fmt: skip
+    assert len(whole) == len(first) + len(rest)
+    strip = lambda m: {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
+    assert [strip(m) for _, m in whole] == [strip(m) for _, m in first + rest]
+    assert max_relative_error(whole[-1][0].params, rest[-1][0].params) == 0.0
+    etas = [m["eta"] for _, m in whole]
+    assert etas[0] == 2.0 and all(b in (a, a / 2) for a, b in itertools.pairwise(etas))
+
+
+def test_optax_schedules_by_name_step_once_per_epoch():
+    cosine = schedules.make_schedule("cosine_decay", 1.0, 4)
+    assert [cosine([{}] * e)[0] for e in range(5)] == pytest.approx(
+        [1.0, 0.8535534, 0.5, 0.1464466, 0.0]
+    )
+    by_path = schedules.make_schedule("optax:cosine_decay_schedule", 1.0, 4)  # decay_steps = 4
+    assert by_path([{}] * 2)[0] == pytest.approx(0.5)
+    assert schedules.make_schedule("exponential_decay", 1.0, 9, decay_rate=0.5)([{}] * 3)[0] == (
+        pytest.approx(0.125)
+    )
+    with pytest.raises(FnbackpropError, match=r"schedule 'linear': .*unexpected keyword"):
+        schedules.make_schedule("linear", 1.0, 4, rate=2)
+    with pytest.raises(FnbackpropError, match="unknown schedule 'cosine'"):
+        schedules.make_schedule("cosine", 1.0, 4)

@@ -1,0 +1,200 @@
+"""A run that behaves: its folder is never lost by accident, a finished run is extended exactly,
+early stopping keeps the best checkpoint, and the output reads well without a terminal."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, max_relative_error
+
+from fnbackprop import config, runs
+from fnbackprop.errors import FnbackpropError
+
+SMALL = {
+    "network": {"sizes": [784, 8, 10], "cost": "cross_entropy", "init": "scaled"},
+    "training": {"epochs": 2, "mini_batch_size": 50, "eta": 0.5},
+    "data": {"train_size": 500},
+}
+
+
+def small(**training) -> config.Config:
+    return config.parse(SMALL | {"training": SMALL["training"] | training})
+
+
+@pytest.fixture(scope="module")
+def data(mnist_dir):
+    train, evaluation, _ = runs.prepare_data(small(), mnist_dir, progress=False)
+    return train, evaluation
+
+
+def train(c, out, data, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("echo", None)
+    return runs.run_training(c, out, data=data, **kw)
+
+
+def _without_seconds(metrics):
+    return [{k: v for k, v in m.items() if k != "seconds"} for m in metrics]
+
+
+def test_a_second_run_into_a_finished_folder_is_refused_and_overwrite_replaces_it(tmp_path, data):
+    out = tmp_path / "run"
+    first = train(small(), out, data)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"config.toml", "metrics.jsonl", "checkpoint.eqx", "best.eqx",
+                           "learning_curve.png"}  # fmt: skip
+    with pytest.raises(FnbackpropError, match=r"holds a run \(2 of 2 epochs done\): give "
+                       r"--overwrite to replace it, --resume .* to continue it"):  # fmt: skip
+        train(small(eta=0.1), out, data)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    second = train(small(eta=0.1, epochs=1), out, data, overwrite=True)
+    assert config.load(out / runs.CONFIG).training.eta == 0.1
+    assert len(second.metrics) == 1 and second.metrics != first.metrics
+    assert runs.checkpoint.read_header(out / runs.CHECKPOINT)["epoch"] == 1
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no lock left
+
+
+def test_a_finished_run_says_so_and_more_epochs_equal_a_longer_run(tmp_path, data):
+    short, long = tmp_path / "short", tmp_path / "long"
+    train(small(dropout=0.3, schedule="halve_on_plateau"), short, data)
+    whole = train(small(epochs=3, dropout=0.3, schedule="halve_on_plateau"), long, data)
+    said = []
+    again = train(runs.resumed_config(short), short, data, resume=True, echo=said.append)
+    assert said == [
+        f"{short}: finished: all 2 epochs are done (best test accuracy "
+        f"{100 * max(m['test_accuracy'] for m in again.metrics):.2f} %); to train further, "
+        "resume with --set training.epochs=N, N > 2"
+    ]
+    extended = runs.resumed_config(short, ["training.epochs=3"])
+    result = train(extended, short, data, resume=True)
+    assert _without_seconds(result.metrics) == _without_seconds(whole.metrics)
+    assert max_relative_error(result.params, whole.params) == 0.0
+    assert config.load(short / runs.CONFIG).training.epochs == 3
+
+
+def test_resume_refuses_any_other_change_with_the_reason(tmp_path, data):
+    out = tmp_path / "run"
+    train(small(epochs=2), out, data)
+    with pytest.raises(FnbackpropError, match=r"--set training.eta=1: --resume continues the "
+                       r"run in .* only training.epochs may change .* training.eta would make "
+                       r"the resumed run differ"):  # fmt: skip
+        runs.resumed_config(out, ["training.eta=1"])
+    with pytest.raises(FnbackpropError, match="has 2 epochs done already; give more than 2"):
+        runs.resumed_config(out, ["training.epochs=1"])
+    with pytest.raises(FnbackpropError, match=r"another config \(training.eta differ\)"):
+        train(small(epochs=3, eta=0.1), out, data, resume=True)
+    cosine = tmp_path / "cosine"
+    train(small(epochs=1, schedule="cosine_decay"), cosine, data)
+    with pytest.raises(FnbackpropError, match="whose η depends on the number of epochs"):
+        runs.resumed_config(cosine, ["training.epochs=4"])
+
+
+def test_early_stopping_keeps_the_best_checkpoint_beside_the_last(tmp_path, data):
+    """η = 0: the validation accuracy never improves on epoch 0, so the run stops after epoch 2;
+    best.eqx keeps the state after epoch 0, checkpoint.eqx the last."""
+    out = tmp_path / "run"
+    result = train(small(epochs=10, eta=0.0, early_stopping=2), out, data)
+    assert [m["epoch"] for m in result.metrics] == [0, 1, 2]
+    last = result.metrics[-1]
+    assert last["best_epoch"] == 0 and last["stopped"].startswith("early stopping: no better")
+    saved = [json.loads(line) for line in (out / runs.METRICS).read_text().splitlines()]
+    assert saved == result.metrics
+    assert runs.load_run(out / runs.BEST)[3]["epoch"] == 1  # the state after epoch 0
+    assert runs.load_run(out)[3]["epoch"] == 3
+    said = []
+    train(small(epochs=10, eta=0.0, early_stopping=2), out, data, resume=True, echo=said.append)
+    assert "finished: stopped early after epoch 2 (early stopping" in said[0]
+
+
+def test_a_folder_in_use_is_refused_at_once_and_the_lock_goes_with_the_run(tmp_path):
+    folder = tmp_path / "run"
+    with runs.RunLock(folder):
+        with pytest.raises(
+            FnbackpropError,
+            match=rf"{folder} is in use by another training run \(process {os.getpid()}, "
+            r"started .*\): wait for it to finish, or choose another --out",
+        ):
+            runs.RunLock(folder).acquire()
+        assert (folder / runs.LOCK).is_file()
+    assert not (folder / runs.LOCK).exists()
+    with runs.RunLock(folder):  # free again
+        pass
+
+
+def test_a_killed_run_leaves_no_stuck_lock(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom fnbackprop.runs import RunLock\n"
+         f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(300)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FnbackpropError, match=f"process {holder.pid},"):
+            runs.RunLock(folder).acquire()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.communicate()
+    assert (folder / runs.LOCK).is_file()  # the file is left behind, unlocked
+    with runs.RunLock(folder):
+        pass
+
+
+def test_without_a_terminal_each_epoch_is_one_plain_line(tmp_path, data, capsys):
+    lines = []
+    train(small(epochs=2), tmp_path / "run", data, progress=True, echo=lines.append)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err + captured.out  # stderr is not a terminal here: no bar
+    assert [line.split(":")[0] for line in lines] == ["Epoch 0", "Epoch 1"]
+    assert all(" / 10000  (validation " in line and "\n" not in line for line in lines)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 5])
+def test_the_learning_curve_has_whole_epoch_ticks(tmp_path, epochs):
+    metrics = [
+        {
+            "epoch": e,
+            **{f"{s}_accuracy": 0.5 + 0.1 * e for s in ("training", "validation", "test")},
+            **{f"{s}_cost": 1.0 - 0.1 * e for s in ("training", "validation", "test")},
+            "best_epoch": e,
+        }
+        for e in range(epochs)
+    ]
+    title = runs._title(small(), "--set training.eta=0.5")
+    fig = runs.plot_learning_curve(metrics, tmp_path / "c.png", title=title)
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    top, bottom = fig.axes
+    ticks = [t for t in bottom.get_xticks() if bottom.get_xlim()[0] <= t <= bottom.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    if epochs <= 2:
+        assert bottom.get_xlim() == (-0.5, epochs - 0.5) and list(ticks) == list(range(epochs))
+    assert [line.get_label() for line in top.get_lines()][:3] == ["training", "validation", "test"]
+    heading = top.get_title()
+    assert "n=500" in heading and "--set training.eta=0.5" in heading
+
+
+def test_runs_without_out_get_a_new_folder_each(tmp_path):
+    a = runs.default_out("experiments/configs/chapter1.toml", tmp_path)
+    b = runs.default_out("experiments/configs/chapter1.toml", tmp_path)
+    assert a != b and a.is_dir() and b.is_dir() and a.name.startswith("chapter1-")
+    assert np.all([p.parent == tmp_path for p in (a, b)])
+
+
+def test_a_killed_overwrite_never_mixes_two_runs(tmp_path, data, monkeypatch):
+    """Overwriting deletes the old run's files, checkpoints first, and writes the new config
+    last: a crash in between leaves no checkpoint beside a config it does not belong to."""
+    out = tmp_path / "run"
+    train(small(epochs=1), out, data)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "write_text_atomic", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(small(epochs=1, eta=0.1), out, data, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == []  # everything of the old run is gone

@@ -41,10 +41,10 @@ import numpy as np
 
 import fnbackprop
 from fnbackprop import config as fconfig
+from fnbackprop import sweeps
 from fnbackprop._io import atomic_file, write_text_atomic
+from fnbackprop.config import build_network
 from fnbackprop.data import load_dataset, one_hot
-from fnbackprop.runs import run_training
-from fnbackprop.training import DivergenceError
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "experiments" / "results"
@@ -304,25 +304,23 @@ def train_seeds(
     echo: bool = True,
     measure: Callable[..., dict] | None = None,
 ) -> dict:
-    """Train `config` once per seed; per-run curves, best and final epochs, and the summary.
+    """Train `config` once per seed, as one sweep (`fnbackprop.sweeps`: one process, the data
+    loaded and the epoch compiled once); per-run curves, best and final epochs, and the summary.
 
     `measure(net, params)`, if given, adds its figures of the trained network to each run's record.
     """
+    sweep = sweeps.grid(config, {"training.seed": list(seeds)})
+    say = functools.partial(_echo, f"{label}:") if echo else None
+    result = sweeps.run_sweep(sweep, data_dir=data_dir, progress=False, echo=say, label=label)
     runs = []
-    for seed in seeds:
-        start = time.perf_counter()
-        say = functools.partial(_echo, f"{label} seed {seed}:") if echo else None
-        diverged, extra = None, {}
-        try:
-            seeded = replace(config, training={"seed": seed})
-            result = run_training(seeded, data_dir=data_dir, progress=False, echo=say)
-            metrics = result.metrics
-            if measure is not None:
-                extra = measure(result.net, result.params)
-        except DivergenceError as err:  # reported, not fatal: the table says which diverged
-            metrics, diverged = [], str(err)
-        runs.append(run_record(seed, metrics, time.perf_counter() - start, diverged) | extra)
-    return {"runs": runs, **summarize(runs)}
+    for run in result.runs.values():
+        seed = run.values["training.seed"]
+        extra = {}
+        if measure is not None and run.params is not None and run.diverged is None:
+            extra = measure(build_network(run.config), run.params)
+        runs.append(run_record(seed, run.metrics, run.seconds, run.diverged) | extra)
+    compiled = result.summary.get("epoch_programs_compiled")
+    return {"runs": runs, "epoch_programs_compiled": compiled, **summarize(runs)}
 
 
 def _echo(prefix: str, line: str) -> None:

@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from experiments import (
+    chapter1_gap,
     chapter1_neurons,
     chapter1_table,
     chapter3_preview,
@@ -35,6 +36,26 @@ def test_chapter1_table_quick(mnist_dir, tmp_path):
     assert darkness["test_correct"] == 2225  # the book's count, to the image
     assert (tmp_path / "chapter1_table.json").is_file()
     assert (tmp_path / "chapter1_table.png").is_file()
+
+
+def test_chapter1_gap_quick(mnist_dir):
+    """The book's algorithm and fnbackprop on the book's draws are the same computation up to
+    rounding: after 1,000 mini-batches they classify the test set alike, in float64 and float32;
+    on its own draws fnbackprop lands elsewhere, and every stalled run carries its evidence."""
+    results = chapter1_gap.run(quick=True, data_dir=str(mnist_dir))
+    entry = results["nets"]["[784, 30, 10]"]
+    best = {name: entry["runs"][name][0]["best_test"] for name in chapter1_gap.IMPLEMENTATIONS}
+    assert best["book"] > 0.6  # one epoch on 10,000 images
+    assert abs(best["fnbackprop, book's draws, float64"] - best["book"]) <= 0.0002
+    assert abs(best["fnbackprop, book's draws, float32"] - best["book"]) <= 0.002
+    assert best["fnbackprop float32"] != best["book"]  # other draws, another run
+    for runs in entry["runs"].values():
+        evidence = runs[0]["evidence"]
+        assert sum(evidence["predicted_counts"]) == 10_000
+        assert len(evidence["mean_sigma_prime"]) == len(evidence["mean_output"]) == 10
+        stuck = evidence["stuck_outputs"]
+        assert all(evidence["mean_output"][j] < chapter1_gap.STUCK_BELOW for j in stuck)
+    assert entry["summary"]["book"]["stalled"] == 1  # one epoch on 10,000 images is < 90 %
 
 
 def test_chapter1_neurons_quick(mnist_dir):

@@ -143,10 +143,7 @@ def backprop_vmap(
     columns = None if masks is None else tuple(mask.T for mask in masks)
     in_axes = (None, tuple((None, 1) for _ in params), 1, 1, 1)
     deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T, columns)
-    return tuple(
-        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the examples
-        for delta, a_in in zip(deltas, inputs, strict=True)
-    )
+    return _averaged(deltas, inputs)
 
 
 def backprop_batch(
@@ -166,14 +163,21 @@ def backprop_batch(
     per example) become matrices with one column per example as well.
     """
     _check_rows(net, params, X, Y, masks)
-    m = X.shape[0]
     columns, labels = X.T, Y.T  # the book's X = [x_1 … x_m] and its labels, one column each
     masks = None if masks is None else tuple(mask.T for mask in masks)
     weighted_inputs, activations = _forward_pass(net, params, columns, masks)
     deltas = _backpropagate(net, params, weighted_inputs, activations, labels, masks)
+    return _averaged(deltas, activations[:-1])
+
+
+def _averaged(deltas, inputs) -> Params:
+    """BP4 and BP3 averaged over the m examples, the columns of every δ^l and a^{l−1}:
+    ∂C/∂w^l = δ^l (a^{l−1})ᵀ / m (one product sums the examples' outer products) and
+    ∂C/∂b^l = the mean of δ^l's columns."""
+    m = deltas[0].shape[1]
     return tuple(
-        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3, averaged over the mini-batch
-        for delta, a_in in zip(deltas, activations[:-1], strict=True)
+        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3
+        for delta, a_in in zip(deltas, inputs, strict=True)
     )
 
 

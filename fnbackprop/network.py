@@ -36,7 +36,7 @@ from . import costs as _costs
 from .activations import Activation, Neuronwise
 from .costs import Cost
 from .errors import FnbackpropError
-from .registry import Registry
+from .registry import Registry, functions
 from .validation import check_inputs
 
 __all__ = [
@@ -78,18 +78,10 @@ def scaled_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array,
     return w / jnp.sqrt(jnp.asarray(n_in, dtype)), b
 
 
-def _as_init(obj) -> Callable:
-    if not callable(obj):
-        raise FnbackpropError(
-            f"an init scheme is a function (key, n_out, n_in, dtype) -> (w, b), not {obj!r}"
-        )
-    return obj
-
-
 #: Initialization schemes by name: a function (key, n_out, n_in, dtype) -> (w, b) per layer.
 INITS: Registry[Callable] = Registry(
     "init scheme",
-    _as_init,
+    functions("an init scheme is a function (key, n_out, n_in, dtype) -> (w, b)"),
     {"normal": normal_init, "scaled": scaled_init},
     name_of=lambda f: f.__name__,
 )

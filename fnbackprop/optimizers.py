@@ -25,7 +25,7 @@ import optax
 
 from .errors import FnbackpropError
 from .network import Params
-from .registry import Registry, parameter_names
+from .registry import Registry, functions, parameter_names
 
 __all__ = [
     "OPTIMIZERS",
@@ -39,15 +39,6 @@ __all__ = [
     "weights_only",
     "with_hyperparameters",
 ]
-
-
-def _as_optimizer(obj) -> Callable:
-    if not callable(obj):
-        raise FnbackpropError(
-            "an optimizer is a function learning_rate -> optax.GradientTransformation "
-            f"(e.g. optax.sgd), not {obj!r}"
-        )
-    return obj
 
 
 def sgd(learning_rate: float) -> optax.GradientTransformation:
@@ -68,7 +59,9 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
 #: Optimizers by name: functions learning_rate -> optax.GradientTransformation.
 OPTIMIZERS: Registry[Callable] = Registry(
     "optimizer",
-    _as_optimizer,
+    functions(
+        "an optimizer is a function learning_rate -> optax.GradientTransformation (e.g. optax.sgd)"
+    ),
     {"sgd": sgd, "momentum": momentum, "adam": adam},
     name_of=lambda f: f.__name__,
 )

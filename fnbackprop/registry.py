@@ -113,6 +113,18 @@ def _import_module(module_name: str, spec: str, kind: str):
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def functions(description: str) -> Callable[[Any], Callable]:
+    """The check of a registry of functions: a callable passes as it is; anything else is one
+    `FnbackpropError` line, `description` (what it should be) and what it was."""
+
+    def check(obj: Any) -> Callable:
+        if not callable(obj):
+            raise FnbackpropError(f"{description}, not {obj!r}")
+        return obj
+
+    return check
+
+
 def parameter_names(fn: Callable) -> tuple[str, ...]:
     """The names of `fn`'s parameters (() when Python cannot read its signature)."""
     try:

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from .errors import FnbackpropError
-from .registry import Registry, is_import_path, parameter_names
+from .registry import Registry, functions, is_import_path, parameter_names
 
 __all__ = [
     "LENGTH_FREE_SCHEDULES",
@@ -110,22 +110,16 @@ def warmup_cosine_decay(
     )
 
 
-def _as_schedule(obj) -> Callable:
-    if not callable(obj):
-        raise FnbackpropError(
-            "a schedule is a function (eta, epochs, **args) -> schedule, or an optax schedule "
-            f"factory such as optax:cosine_decay_schedule, not {obj!r}"
-        )
-    return obj
-
-
 #: Learning-rate schedules by name: builders (η, epochs, **args) -> a schedule, called with the
 #: metrics so far and returning (η for the next epoch, a reason to stop or None). Schedules are
 #: stepped once per epoch. An optax schedule factory by import path ("optax:sgdr_schedule") is
 #: called with init_value = η (and decay_steps / transition_steps = epochs unless given).
 SCHEDULES: Registry[Callable] = Registry(
     "schedule",
-    _as_schedule,
+    functions(
+        "a schedule is a function (eta, epochs, **args) -> schedule, or an optax schedule "
+        "factory such as optax:cosine_decay_schedule"
+    ),
     {
         "constant": constant,
         "halve_on_plateau": halve_on_plateau,

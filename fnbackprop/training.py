@@ -51,7 +51,7 @@ from .errors import FnbackpropError, ShapeError
 from .network import Network, Params, cost, dropout_masks, feedforward
 from .optimizers import hyperparameters, regularization, with_hyperparameters
 from .references import autodiff_grad
-from .registry import Registry
+from .registry import Registry, functions
 from .schedules import HalveOnPlateau, best_epoch, stop_reason
 from .validation import check_inputs, check_labels, check_mini_batch_size
 
@@ -84,19 +84,11 @@ def backprop_vjp(net: Network, params: Params, X, Y, masks=None) -> Params:
     return jax.grad(cost_with_backprop(net))(params, X, Y, masks)
 
 
-def _as_gradient(obj) -> Callable:
-    if not callable(obj):
-        raise FnbackpropError(
-            f"a gradient method is a function (net, params, X, Y) -> mean gradient, not {obj!r}"
-        )
-    return obj
-
-
 #: Mean-gradient methods by name: functions (net, params, X, Y, masks=None) -> grads shaped like
 #: params. A function of your own needs the `masks` parameter only for dropout.
 GRADIENTS: Registry[Callable] = Registry(
     "gradient method",
-    _as_gradient,
+    functions("a gradient method is a function (net, params, X, Y, masks=None) -> mean gradient"),
     {
         "backprop": backprop_vmap,
         "backprop_batch": backprop_batch,

@@ -56,6 +56,17 @@ def _registries_as_found():
         registry._registered.update(registered)
 
 
+@pytest.fixture(scope="module")
+def results_untouched():
+    """The tests of a module leave `experiments/results/` byte for byte as they found it (a
+    quick run never writes there)."""
+    from experiments import common
+
+    before = common.results_fingerprint()
+    yield
+    assert common.results_fingerprint() == before, "a test wrote into experiments/results/"
+
+
 @pytest.fixture
 def x64():
     """Run the test with float64 enabled."""

@@ -22,13 +22,7 @@ from experiments import (
     why_backprop_is_fast,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _results_untouched():
-    """The quick runs here leave `experiments/results/` byte for byte as it was."""
-    before = common.results_fingerprint()
-    yield
-    assert common.results_fingerprint() == before, "a quick run wrote into experiments/results/"
+pytestmark = pytest.mark.usefixtures("results_untouched")
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 
 from experiments import common
 
+pytestmark = pytest.mark.usefixtures("results_untouched")
+
 runner = importlib.import_module("experiments.__main__")
 
 RESULTS = sorted(common.RESULTS.glob("*.json"))
@@ -33,14 +35,6 @@ def history_available() -> bool:
         return git("rev-parse", "HEAD").returncode == 0
     except OSError:
         return False
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _results_untouched():
-    """Whatever these tests run, `experiments/results/` is byte for byte as it was."""
-    before = common.results_fingerprint()
-    yield
-    assert common.results_fingerprint() == before, "a test wrote into experiments/results/"
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)

@@ -9,20 +9,11 @@ from experiments import (
     chapter1_neurons,
     chapter1_table,
     chapter3_preview,
-    common,
     linear_neurons,
     swap_activations,
 )
 
-pytestmark = pytest.mark.mnist
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _results_untouched():
-    """The quick runs here leave `experiments/results/` byte for byte as it was."""
-    before = common.results_fingerprint()
-    yield
-    assert common.results_fingerprint() == before, "a quick run wrote into experiments/results/"
+pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("results_untouched")]
 
 
 def test_chapter1_table_quick(mnist_dir, tmp_path):

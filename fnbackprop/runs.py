@@ -143,7 +143,8 @@ def book_line(metrics: dict) -> str:
     ]
     if "training_correct" in metrics:
         extra.append(f"training {metrics['training_correct']} / {metrics['training_total']}")
-        extra.append(f"cost {metrics['training_cost']:.4f}")
+    if "training_cost" in metrics:  # monitored on its own switch, with or without the accuracy
+        extra.append(f"training cost {metrics['training_cost']:.4f}")
     if "eta" in metrics:
         extra.append(f"η {metrics['eta']:.4g}")
     extra.append(f"{metrics['seconds']:.2f} s")

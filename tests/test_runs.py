@@ -154,6 +154,35 @@ def test_without_a_terminal_each_epoch_is_one_plain_line(tmp_path, data, capsys)
     assert all(" / 10000  (validation " in line and "\n" not in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    "monitored, shown",
+    [
+        ({}, []),
+        ({"training_correct": 812, "training_total": 1000}, ["training 812 / 1000"]),
+        ({"training_cost": 0.25}, ["training cost 0.2500"]),
+        (
+            {"training_correct": 812, "training_total": 1000, "training_cost": 0.25},
+            ["training 812 / 1000", "training cost 0.2500"],
+        ),
+    ],
+)
+def test_the_book_line_shows_each_monitored_figure_on_its_own_switch(monitored, shown):
+    # network2 monitors the training cost and accuracy on separate switches: either alone
+    metrics = {
+        "epoch": 3,
+        "test_correct": 9100,
+        "test_total": 10000,
+        "validation_correct": 9200,
+        "validation_total": 10000,
+        "validation_cost": 0.1345,
+        "seconds": 0.2,
+        **monitored,
+    }
+    line = runs.book_line(metrics)
+    assert line.startswith("Epoch 3: 9100 / 10000  (validation 9200 / 10000, cost 0.1345")
+    assert [part for part in line.split(", ") if part.startswith("training")] == shown
+
+
 @pytest.mark.parametrize("epochs", [1, 2, 5])
 def test_the_learning_curve_has_whole_epoch_ticks(tmp_path, epochs):
     metrics = [

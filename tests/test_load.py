@@ -103,7 +103,9 @@ def test_chapter1_net_trains_three_epochs_with_flat_memory(mini_batch_size, mnis
     if mini_batch_size == 1:  # 150,000 steps of η = 3 learn; three full-batch steps barely move
         assert metrics[-1]["test_accuracy"] > 0.7
     after_first, *_, after_last = figures["rss_mib"]
-    assert after_last - after_first < 24, figures["rss_mib"]  # no growth from epoch to epoch
+    # No growth from epoch to epoch beyond the allocator's drift (measured 3–20 MiB over the two
+    # epochs); a leaked copy of the shuffled training set would add 150 MiB per epoch.
+    assert after_last - after_first < 64, figures["rss_mib"]
     assert figures["peak_rss_mib"] < 2048
 
 

@@ -5,7 +5,6 @@ with at least `case`, `method`, `mini_batch`, `median_s`, `min_s`, `max_s`).
 """
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -36,10 +35,8 @@ def main(argv=None) -> list[dict]:
     settings = suite.QUICK if args.quick else suite.FULL
     folder = suite.data_dir(args.data_dir)
 
-    def progress(text: str) -> None:
-        print(f"  … {text}", file=sys.stderr, flush=True)
-
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
+    progress = report.progress
     rows: list[dict] = []
     if "together" not in args.skip:
         progress("peak, epochs, NumPy baselines, evaluation, gradients (interleaved)")
@@ -56,8 +53,7 @@ def main(argv=None) -> list[dict]:
     print(report.tables(rows))
     print("\nBars:\n" + "\n".join(f"- {line}" for line in report.bars(rows)))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        report.write_rows(args.json, rows)
     return rows
 
 

@@ -1,5 +1,11 @@
 """The suite's rows as markdown tables, and the issue's bars checked against them."""
 
+import json
+import sys
+from pathlib import Path
+
+from fnbackprop._io import write_text_atomic
+
 from . import sharding
 
 #: (description, the backprop epoch row's field, mini-batch, the bar, True if the bar is a maximum)
@@ -9,6 +15,17 @@ BARS = (
     ("epoch at mb 1000, × FLOP limit", "flop_limit_multiple", 1000, 1.5, True),
     ("speed-up over the per-example NumPy loop (mb 10)", "speedup_vs_numpy_loop", 10, 25.0, False),
 )
+
+
+def progress(text: str) -> None:
+    """One line of progress on stderr, so that stdout holds only the tables."""
+    print(f"  … {text}", file=sys.stderr, flush=True)
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """The rows as a JSON list at `path` (its folder made if need be), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(rows, indent=1) + "\n")
 
 
 def _range(r: dict, scale: float = 1.0, digits: int = 3) -> str:

@@ -25,7 +25,6 @@ seconds per run-epoch. The persistent compilation cache is warmed first, as afte
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -34,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from . import report
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
@@ -271,17 +272,13 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
 
-    def progress(text: str) -> None:
-        print(f"  … {text}", file=sys.stderr, flush=True)
-
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-    rows = time_strategies(settings, args.data_dir, progress)
-    rows += time_epochs(settings, args.data_dir, progress)
+    rows = time_strategies(settings, args.data_dir, report.progress)
+    rows += time_epochs(settings, args.data_dir, report.progress)
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
     print(table(rows))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        report.write_rows(args.json, rows)
     return rows
 
 

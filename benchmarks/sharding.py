@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from .stats import spread
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (784, 30, 10)
 DEVICES = (1, 2, 4)
@@ -54,18 +56,15 @@ def rows(quick: bool = False) -> list[dict]:
     note = CPU_NOTE.format(cores=os.cpu_count()) if platform == "cpu" else f"{platform} devices"
     table = []
     for (method, m, d), seconds in times.items():
-        median = statistics.median(seconds)
+        summary = spread(seconds)
         table.append(
             {
                 "case": "sharded epoch",
                 "method": method,
                 "mini_batch": m,
                 "devices": d,
-                "median_s": median,
-                "min_s": min(seconds),
-                "max_s": max(seconds),
-                "vs_1_device": median / statistics.median(times[(method, m, 1)]),
-                "repeats": len(seconds),
+                **summary,
+                "vs_1_device": summary["median_s"] / statistics.median(times[(method, m, 1)]),
                 "platform": platform,
                 "note": note,
             }

@@ -48,6 +48,7 @@ from fnbackprop.network import Network
 
 from . import numpy_baselines as nb
 from . import sharding
+from .stats import spread
 from .timing import interleave
 
 REPO = Path(__file__).resolve().parents[1]
@@ -428,10 +429,7 @@ def one_cpu(s: Settings) -> list[dict]:
                     "method": "backprop",
                     "mini_batch": m,
                     "cpus": n,
-                    "median_s": statistics.median(seconds),
-                    "min_s": min(seconds),
-                    "max_s": max(seconds),
-                    "repeats": len(seconds),
+                    **spread(seconds),
                     "vs_every_cpu": statistics.median(seconds)
                     / statistics.median(times[(len(cpus), m)]),
                     "examples": 50_000,

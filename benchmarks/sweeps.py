@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from . import report
+from .stats import spread
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
@@ -118,7 +119,7 @@ def time_strategies(settings: dict, data_dir: str | None, progress=None) -> list
                 progress(f"round {r + 1}/{settings['rounds']}")
     rows = []
     for (sweep, s, k), wall in times.items():
-        median = statistics.median(wall)
+        summary = spread(wall)
         rows.append(
             {
                 "case": "sweep",
@@ -127,11 +128,8 @@ def time_strategies(settings: dict, data_dir: str | None, progress=None) -> list
                 "runs": k,
                 "epochs": EPOCHS,
                 "train_size": settings["train_size"],
-                "median_s": median,
-                "min_s": min(wall),
-                "max_s": max(wall),
-                "repeats": len(wall),
-                "runs_per_minute": 60 * k / median,
+                **summary,
+                "runs_per_minute": 60 * k / summary["median_s"],
             }
         )
     for row in rows:  # speed-up over K separate processes of the same sweep

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import jax
 
+from .stats import spread
+
 
 class Samples(NamedTuple):
     """Seconds per call, wall clock and process CPU time, one entry per counted round."""
@@ -23,13 +25,7 @@ class Samples(NamedTuple):
 
     def summary(self, scale: float = 1.0) -> dict:
         """`median_s`, `min_s`, `max_s`, `cpu_s` (median) and `repeats`, each times `scale`."""
-        return {
-            "median_s": statistics.median(self.wall) * scale,
-            "min_s": min(self.wall) * scale,
-            "max_s": max(self.wall) * scale,
-            "cpu_s": statistics.median(self.cpu) * scale,
-            "repeats": len(self.wall),
-        }
+        return {**spread(self.wall, scale), "cpu_s": statistics.median(self.cpu) * scale}
 
 
 def time_call(run: Callable[[], object]) -> tuple[float, float]:

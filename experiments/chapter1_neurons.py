@@ -9,7 +9,7 @@
     and bias by c > 0 leaves a perceptron network unchanged; the same network of sigmoid neurons
     converges to it as c → ∞, provided no neuron has w·x + b = 0. A neuron that does stays at
     σ(0) = ½ for every c, so the network's output need not converge to the perceptron's.
-(c) §1.3 exercise: a fourth layer of 4 sigmoid neurons turns the 10 outputs into the digit's
+(c) §1.4 exercise: a fourth layer of 4 sigmoid neurons turns the 10 outputs into the digit's
     binary code, given that the right output is at least 0.99 and the others at most 0.01.
     Our answer: w_kd = +10 from output d to bit neuron k if bit k of d is 1, else −10; b_k = 0.
     Bit neuron k weighs the output mass for the bit against the mass against it: under the

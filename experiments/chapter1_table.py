@@ -118,7 +118,8 @@ def plot(results: dict):
             axes[1].axhline(figure, color="gray", ls="--", lw=0.8)
             axes[1].annotate(f"book {name}: {figure} %", (0, figure), fontsize=8, va="bottom")
     seeds = "/".join(sorted({str(len(e["seeds"])) for e in results["configs"].values()}))
-    axes[0].set_title(f"Test accuracy per epoch, {seeds} seeds per config (§1.6)")
+    plural = "" if seeds == "1" else "s"
+    axes[0].set_title(f"Test accuracy per epoch, {seeds} seed{plural} per config (§1.6)")
     axes[1].set_title("The same, zoomed on the runs that learn")
     axes[1].set_ylim(85, 98)
     for ax in axes:

@@ -255,6 +255,16 @@ def cli(
     start = time.perf_counter()
     results = run(quick=args.quick, data_dir=args.data_dir)
     fig = plot(results) if plot is not None else None
+    if fig is not None and args.quick:  # a quick figure must not pass for the full one
+        fig.text(
+            0.5,
+            -0.01,
+            f"quick run (--quick): a small version for the tests, not the full settings; "
+            f"the full run is {RESULTS.relative_to(REPO)}/{name}.png",
+            ha="center",
+            va="top",
+            color="C3",
+        )
     record = provenance(
         name,
         quick=args.quick,

@@ -82,8 +82,9 @@ def plot(results: dict):
     ax_final.set_xlabel("η (log scale)")
     ax_final.set_title("final epoch (dots, grey line: mean) and best epoch (bars)", fontsize=10)
     ax_curves.set_xlabel("epoch")
+    n = len(results["seeds"])
     ax_curves.set_title(
-        f"{results['sizes']}, mini-batch 10, quadratic cost, {len(results['seeds'])} seed(s) "
+        f"{results['sizes']}, mini-batch 10, quadratic cost, {n} seed{'s' if n != 1 else ''} "
         "per η (§1.6)",
         fontsize=10,
     )

@@ -1,6 +1,6 @@
 """Ten one-hot outputs against four binary-coded outputs: which learns digits better?
 
-Nielsen, ch. 1, §1.3 ("You might wonder why we use 10 output neurons"): four output neurons are
+Nielsen, ch. 1, §1.4 ("You might wonder why we use 10 output neurons"): four output neurons are
 enough to encode a digit, 2⁴ = 16 ≥ 10, "treating each neuron as taking on a binary value,
 depending on whether the neuron's output is closer to 0 or to 1". "The ultimate justification is
 empirical: we can try out both network designs, and it turns out that, for this particular
@@ -185,6 +185,7 @@ def plot(results: dict):
                     color=color,
                     lw=1,
                     ls=":",
+                    marker="x",
                     label="4 outputs, nearest code" if i == 0 else None,
                 )
     rates = np.array(

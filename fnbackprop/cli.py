@@ -13,6 +13,7 @@ where. A folder that holds a run is refused unless `--overwrite` or `--resume` s
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -328,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _keep_compiled_programs()
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `fnbackprop … | head`: the reader has gone, as in other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # 128 + SIGPIPE, the shell's code for a closed pipe
     except (FnbackpropError, OSError) as err:  # the user's to fix: a config, a file, a folder
         return _fail(args, f"error: {err}", USER_ERROR)
     except KeyboardInterrupt:

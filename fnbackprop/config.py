@@ -253,9 +253,18 @@ def expand(
         for key, value in point.items():
             section, name = key.split(".")
             one[section][name] = value
-        name = ",".join(f"{short[k]}={_show(v)}" for k, v in point.items())
-        runs[name] = parse(one, source=source, sources=sources)
+        config = parse(one, source=source, sources=sources)
+        # named by the values as read (eta = 1 and 1.0 are one run, named eta=1.0)
+        name = ",".join(f"{short[k]}={_show(_field(config, k))}" for k in point)
+        if name in runs:
+            raise ConfigError(f"{source}: two runs of the sweep are the same run, {name}")
+        runs[name] = config
     return Sweep(axes, runs)
+
+
+def _field(config: "Config", key: str) -> Any:
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
 
 
 def _short_names(keys: list[str]) -> dict[str, str]:
@@ -414,24 +423,28 @@ def _check_choices(config: Config, source: str, sources=None) -> None:
     try:
         build_network(config)
     except FnbackpropError as err:
-        where = _source(source, sources, "network.sizes", "network.activation", "network.cost")
+        keys = ("network.override", "network.sizes", "network.activation", "network.cost")
+        where = _source(source, sources, *keys)
         raise ConfigError(f"{where}: [network] {err}") from None
 
 
 def _check_names(config: Config, source: str, sources=None) -> None:
     n, t, d = config.network, config.training, config.data
 
-    def choose(key: str, value: str, registry: Registry):
+    def choose(key: str, value: str, registry: Registry, set_as: str | None = None):
         try:
             registry.get(value)
         except FnbackpropError as err:
-            raise ConfigError(f"{_source(source, sources, key)}: {key}: {err}") from None
+            where = _source(source, sources, set_as or key)
+            raise ConfigError(f"{where}: {key}: {err}") from None
 
     names = (n.activation,) if isinstance(n.activation, str) else n.activation
     for name in names:
         choose("network.activation", name, activations.ACTIVATIONS)
     for o in n.override:
-        choose("network.override.activation", o.activation, activations.ACTIVATIONS)
+        choose(
+            "network.override.activation", o.activation, activations.ACTIVATIONS, "network.override"
+        )
     choose("network.cost", n.cost, costs.COSTS)
     choose("network.init", n.init, INITS)
     choose("training.optimizer", t.optimizer, OPTIMIZERS)
@@ -515,8 +528,8 @@ def build_network(config: Config) -> Network:
             )
         if o.neuron in by_layer.get(o.layer, {}):
             raise FnbackpropError(
-                f"neuron {o.neuron} of layer {o.layer} is overridden twice: give one "
-                "[[network.override]] per neuron"
+                f"neuron {o.neuron} of layer {o.layer} is overridden twice (neurons count from 0, "
+                "layers from 1, the input): give one [[network.override]] per neuron"
             )
         by_layer.setdefault(o.layer, {})[o.neuron] = o.activation
     for layer, neurons in by_layer.items():

@@ -121,7 +121,12 @@ def prepare_data(
             f"{dataset.inputs} inputs and at least {dataset.classes} outputs"
         )
     splits = load_dataset(dataset, data_dir or config.data.dir or None, progress=progress)
-    n = min(config.data.train_size, len(splits.train.labels))
+    n = config.data.train_size
+    if n > len(splits.train.labels):
+        raise ConfigError(
+            f"data.train_size = {n:,} is more than the {len(splits.train.labels):,} training "
+            f"images of {dataset.name} (the rest of its training file is the validation set)"
+        )
     n_out = sizes[-1]
     train = (
         jnp.asarray(splits.train.images[:n], dtype),
@@ -222,7 +227,7 @@ def run_training(
     writer = out is not None and jax.process_index() == 0
     with RunLock(out) if writer else contextlib.nullcontext():
         if writer:
-            _prepare_folder(out, config, resume=resume, overwrite=overwrite)
+            label = _prepare_folder(out, config, resume=resume, overwrite=overwrite, label=label)
         run = _start(config, data_dir, progress, data)
         metrics: list[dict] = []
         if resume:
@@ -284,7 +289,7 @@ def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -
             epochs = int(value.strip())
         except ValueError:
             raise FnbackpropError(
-                f"--set {item.strip()}: training.epochs must be an integer"
+                f"--set {item.strip()}: training.epochs must be an integer, got {value.strip()!r}"
             ) from None
     if epochs is None or epochs == config.training.epochs:
         return config
@@ -574,9 +579,25 @@ def _read_holder(fd: int) -> str:
         return ""
 
 
-def _prepare_folder(out: Path, config: Config, *, resume: bool, overwrite: bool) -> None:
+#: The first line of a run's config.toml when the run was given a label (the CLI's `--set`
+#: items): a TOML comment, so the file still loads; a resumed run's curve keeps it in its title.
+LABEL_LINE = "# label: "
+
+
+def _saved_label(out: Path) -> str:
+    try:
+        first = (out / CONFIG).read_text().partition("\n")[0]
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return first.removeprefix(LABEL_LINE) if first.startswith(LABEL_LINE) else ""
+
+
+def _prepare_folder(
+    out: Path, config: Config, *, resume: bool, overwrite: bool, label: str = ""
+) -> str:
     """Refuse a folder that holds a run (unless resuming or overwriting), clear what a killed
-    run left, and write the config."""
+    run left, and write the config (its label, a resumed run's saved one first, on the first
+    line); returns that label."""
     try:
         for name in (*RUN_FILES, "summary.json"):
             for part in out.glob(f".{name}.*.part"):  # atomic_file's names
@@ -591,7 +612,11 @@ def _prepare_folder(out: Path, config: Config, *, resume: bool, overwrite: bool)
                 )
             for name in RUN_FILES:  # the state first, the config last (see the module doc)
                 (out / name).unlink(missing_ok=True)
-        write_text_atomic(out / CONFIG, dumps(config))
+        if resume:
+            label = " ".join(x for x in (_saved_label(out), label) if x)
+        head = f"{LABEL_LINE}{' '.join(label.split())}\n" if label else ""
+        write_text_atomic(out / CONFIG, head + dumps(config))
+        return label
     except OSError as err:
         raise FnbackpropError(
             f"cannot write the run's files in {out} ({err.strerror or err}): choose another --out"
@@ -670,13 +695,15 @@ def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: s
     lines = wrapped.count("\n") + 1 if wrapped else 0
     fig = Figure(figsize=(7, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.08, top=0.97 - 0.025 * lines, hspace=0.08)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.08, top=0.97 - 0.025 * lines, hspace=0.08)
     epochs = [m["epoch"] for m in metrics]
-    for name in ("training", "validation", "test"):
+    for name, color in (("training", "C2"), ("validation", "C0"), ("test", "C1")):  # one per set
         if f"{name}_accuracy" in metrics[0]:
-            top.plot(epochs, [100 * m[f"{name}_accuracy"] for m in metrics], marker=".", label=name)
+            accuracy = [100 * m[f"{name}_accuracy"] for m in metrics]
+            top.plot(epochs, accuracy, marker=".", color=color, label=name)
         if f"{name}_cost" in metrics[0]:
-            bottom.plot(epochs, [m[f"{name}_cost"] for m in metrics], marker=".", label=name)
+            cost = [m[f"{name}_cost"] for m in metrics]
+            bottom.plot(epochs, cost, marker=".", color=color, label=name)
     best = metrics[-1].get("best_epoch")
     if best is not None:
         top.axvline(best, color="gray", ls=":", lw=1, label=f"best validation (epoch {best})")

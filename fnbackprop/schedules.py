@@ -80,7 +80,13 @@ def constant(eta: float, epochs: int) -> EpochSchedule:
 def halve_on_plateau(
     eta: float, epochs: int, patience: int = 10, halvings: int = 7
 ) -> HalveOnPlateau:
-    """See `HalveOnPlateau`."""
+    """See `HalveOnPlateau`; `patience` and `halvings` are whole numbers of at least 1."""
+    for key, value in (("patience", patience), ("halvings", halvings)):
+        whole = isinstance(value, int | float) and float(value).is_integer()
+        if isinstance(value, bool) or not whole or value < 1:
+            raise FnbackpropError(
+                f"halve_on_plateau: {key} must be a whole number, at least 1, got {value!r}"
+            )
     return HalveOnPlateau(eta, int(patience), int(halvings))
 
 
@@ -133,7 +139,7 @@ SCHEDULES: Registry[Callable] = Registry(
 
 #: Schedules whose η in an epoch does not depend on the run's length: a finished run of these
 #: may be extended with more epochs and equal a run that was that long from the start.
-LENGTH_FREE_SCHEDULES = ("constant", "halve_on_plateau")
+LENGTH_FREE_SCHEDULES = ("constant", "halve_on_plateau", "exponential_decay")
 
 
 def make_schedule(spec: "str | Callable", eta: float, epochs: int, **args) -> Callable:

@@ -481,6 +481,7 @@ def _run_summary(run: SweepRun) -> dict:
     record: dict = {
         "name": run.name,
         "values": run.values,
+        "seed": run.config.training.seed,
         "folder": str(run.folder) if run.folder is not None else None,
         "epochs": len(m),
         "seconds": run.seconds,
@@ -527,7 +528,7 @@ def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: in
         if trained:
             best = [r["best_test_accuracy"] for r in trained]
             entry |= {
-                "seeds": [r["values"].get(SEED) for r in trained],
+                "seeds": [r["seed"] for r in trained],
                 "best_test_max": max(best),
                 "best_test_median": statistics.median(best),
                 "final_test_median": statistics.median(r["final_test_accuracy"] for r in trained),

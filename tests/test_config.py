@@ -1,6 +1,7 @@
 """Configs: the shipped files, defaults, overrides, and errors that name the key and the choices."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,21 @@ def test_a_neuron_overridden_twice_is_an_error(tmp_path):
         config.load(write(tmp_path, text))
 
 
+def test_an_override_given_by_set_is_blamed_on_the_command_line_and_says_how_to_count(tmp_path):
+    path = write(tmp_path, "[network]\nsizes = [784, 30, 10]\n")
+    twice = '[{layer=2, neuron=1, activation="tanh"}, {layer=2, neuron=1, activation="relu"}]'
+    cases = {
+        twice: "overridden twice (neurons count from 0, layers from 1, the input)",
+        '[{layer=2, neuron=40, activation="tanh"}]': "neurons count from 0, so they are 0..29",
+        '[{layer=2, neuron=1, activation="tahn"}]': "unknown activation 'tahn'",
+    }
+    for value, message in cases.items():
+        with pytest.raises(ConfigError) as info:
+            config.load(path, [f"network.override={value}"])
+        assert str(info.value).startswith(f"--set network.override={value}: "), str(info.value)
+        assert message in str(info.value)
+
+
 def test_an_import_path_works_wherever_a_name_does_and_is_kept_as_written(tmp_path):
     text = """
 [network]
@@ -344,6 +360,16 @@ def test_bad_chapter3_values_are_rejected(tmp_path, override, message):
         config.load(write(tmp_path, ""), [override])
 
 
+@pytest.mark.parametrize("patience", ["0", "-1", "2.5"])
+def test_halve_on_plateau_needs_a_whole_patience_of_at_least_one(tmp_path, patience):
+    path = write(tmp_path, '[training]\nschedule = "halve_on_plateau"\n')
+    item = f"training.schedule_args={{patience={patience}}}"
+    message = f"^--set {re.escape(item)}: .*patience must be a whole number, at least 1, got"
+    with pytest.raises(ConfigError, match=message):
+        config.load(path, [item])
+    assert config.load(path, ["training.schedule_args={patience=2.0}"])  # a whole float will do
+
+
 def test_an_error_in_a_set_value_names_the_command_line_not_the_file(tmp_path):
     path = write(tmp_path, "[training]\neta = 0.5\n")
     cases = {
@@ -375,5 +401,9 @@ def test_lists_where_numbers_are_expected_make_a_sweep(tmp_path):
         config.load(path)
     with pytest.raises(ConfigError, match=r"^--set training.seed=\[1, 1\]: .* lists a value twice"):
         config.load_sweep(path, ["training.seed=[1, 1]"])
+    # runs are named by the values as read: 1 and 3 are η = 1.0 and 3.0, and 1 = 1.0 is one run
+    assert list(config.load_sweep(path, ["training.eta=[1, 3]"]).runs) == ["eta=1.0", "eta=3.0"]
+    with pytest.raises(ConfigError, match=r"two runs of the sweep are the same run, eta=1\.0"):
+        config.load_sweep(path, ["training.eta=[1, 1.0]"])
     single = config.load_sweep(write(tmp_path, ""))
     assert single.axes == {} and list(single.runs) == [""]

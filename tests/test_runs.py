@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, max_relative_error
 
 from fnbackprop import config, runs
-from fnbackprop.errors import FnbackpropError
+from fnbackprop.errors import ConfigError, FnbackpropError
 
 SMALL = {
     "network": {"sizes": [784, 8, 10], "cost": "cross_entropy", "init": "scaled"},
@@ -91,6 +91,34 @@ def test_resume_refuses_any_other_change_with_the_reason(tmp_path, data):
     train(small(epochs=1, schedule="cosine_decay"), cosine, data)
     with pytest.raises(FnbackpropError, match="whose η depends on the number of epochs"):
         runs.resumed_config(cosine, ["training.epochs=4"])
+
+
+def test_a_resumed_run_keeps_its_label_and_exponential_decay_extends(tmp_path, data, monkeypatch):
+    titles = []
+    plot = runs.plot_learning_curve
+
+    def seen(metrics, path, title=""):
+        titles.append(title)
+        return plot(metrics, path, title)
+
+    monkeypatch.setattr(runs, "plot_learning_curve", seen)
+    out, whole = tmp_path / "run", tmp_path / "whole"
+    train(small(epochs=1, schedule="exponential_decay"), out, data, label="--set training.eta=0.5")
+    more = runs.resumed_config(out, ["training.epochs=2"])  # η per epoch: not the run's length
+    extended = train(more, out, data, resume=True, label="--set training.epochs=2")
+    label = "--set training.eta=0.5 --set training.epochs=2"
+    assert titles[-1].endswith("\n" + label)
+    assert (out / runs.CONFIG).read_text().startswith(f"# label: {label}\n")
+    assert config.load(out / runs.CONFIG) == more
+    longer = train(small(epochs=2, schedule="exponential_decay"), whole, data)
+    assert _without_seconds(extended.metrics) == _without_seconds(longer.metrics)
+
+
+def test_a_train_size_above_the_training_set_is_refused(mnist_dir):
+    too_many = config.parse(SMALL | {"data": {"train_size": 60_001}})
+    with pytest.raises(ConfigError, match=r"^data.train_size = 60,001 is more than the 50,000 "
+                       r"training images of mnist"):  # fmt: skip
+        runs.prepare_data(too_many, mnist_dir, progress=False)
 
 
 def test_early_stopping_keeps_the_best_checkpoint_beside_the_last(tmp_path, data):

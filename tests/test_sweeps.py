@@ -80,6 +80,8 @@ def test_three_learning_rates_compile_once_and_a_second_sweep_is_refused(tmp_pat
         {"training.eta": e} for e in (0.1, 0.5, 3.0)
     ]
     assert result.summary["book_lines"][0].startswith("eta=0.1: best test ")
+    seed = etas.runs["eta=0.1"].training.seed  # not swept, but every group names it
+    assert [g["seeds"] for g in result.summary["groups"]] == [[seed]] * 3
     etas_used = [result.runs[n].metrics[0]["eta"] for n in ("eta=0.1", "eta=0.5", "eta=3.0")]
     assert etas_used == pytest.approx([0.1, 0.5, 3.0])
     with pytest.raises(FnbackpropError, match=r"holds a sweep \(3 runs\): give --overwrite"):

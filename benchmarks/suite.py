@@ -422,16 +422,15 @@ def one_cpu(s: Settings) -> list[dict]:
     rows = []
     for m in s.mini_batches:
         for n in workers:
-            seconds = times[(n, m)]
+            summary = spread(times[(n, m)])
             rows.append(
                 {
                     "case": "one-CPU epoch",
                     "method": "backprop",
                     "mini_batch": m,
                     "cpus": n,
-                    **spread(seconds),
-                    "vs_every_cpu": statistics.median(seconds)
-                    / statistics.median(times[(len(cpus), m)]),
+                    **summary,
+                    "vs_every_cpu": summary["median_s"] / statistics.median(times[(len(cpus), m)]),
                     "examples": 50_000,
                     "load_average": [round(x, 2) for x in os.getloadavg()],
                 }

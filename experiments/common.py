@@ -15,7 +15,10 @@ writes to `runs/experiments-quick/` unless told otherwise, and is refused inside
 
 Every JSON carries a `provenance` record (`provenance()`): the commit and whether the tree had
 uncommitted changes, the versions of Python and the libraries, the devices, the date, the command
-that reproduces the file, `quick`, the seeds and the wall time.
+that reproduces the file, `quick`, the seeds and the wall time; and what the results test checks
+the result against: the numerics fingerprint (`experiments.fingerprint`, full runs only), the
+SHA-256 of the experiment's own sources (`sources`: its script, the experiment modules it
+imports, the configs it names) and of the MNIST files it read (`data`).
 """
 
 import argparse
@@ -28,6 +31,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +73,9 @@ PROVENANCE_KEYS = (
     "quick",
     "seeds",
     "wall_seconds",
+    "fingerprint",
+    "sources",
+    "data",
 )
 
 
@@ -173,13 +180,18 @@ def provenance(
     wall_seconds: float | None,
     argv: list[str] | None = None,
     extra_versions: tuple[str, ...] = (),
+    data_dir: "str | os.PathLike | None" = None,
 ) -> dict:
     """The record every results JSON carries: what ran, on which code, where, when and how long.
 
     `dirty` is whether `git status --porcelain` shows changes outside `NOT_CODE`, and
     `dirty_paths` lists them; where git cannot answer, `commit` and `dirty` are None and `git`
-    says why.
+    says why. `fingerprint` is `experiments.fingerprint.compute()` for a full run (None for a
+    quick one: it takes seconds, and quick results are never checked against it), `sources` the
+    hashes of `sources(name)`, `data` those of the MNIST files in `data_dir` (None where absent).
     """
+    from experiments import fingerprint
+
     return {
         **git_state(),
         "versions": versions(extra_versions),
@@ -190,7 +202,56 @@ def provenance(
         "quick": quick,
         "seeds": seeds,
         "wall_seconds": wall_seconds,
+        "fingerprint": None if quick else fingerprint.compute(),
+        "sources": sources(name),
+        "data": data_hashes(data_dir),
     }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sources(name: str) -> dict[str, str]:
+    """{path from the repository root: SHA-256} of what is the experiment's own: its script
+    `experiments/NAME.py`, every experiment module it imports (in turn, their imports), and every
+    config in `experiments/configs/` whose name its sources mention. The package and this module
+    are not among them: the numerics fingerprint stands for those."""
+    shared = {"common", "fingerprint"}
+    found: dict[str, str] = {}
+    todo = [name]
+    while todo:
+        module = todo.pop()
+        path = REPO / "experiments" / f"{module}.py"
+        key = str(path.relative_to(REPO))
+        if key in found or not path.is_file():
+            continue
+        text = path.read_text()
+        found[key] = _sha256(path)
+        imported = re.findall(r"^\s*from experiments(?:\.(\w+))? import ([\w, ]+)", text, re.M)
+        for dotted, names in imported:
+            candidates = [dotted] if dotted else [n.strip() for n in names.split(",")]
+            todo += [c for c in candidates if c and c not in shared]
+        for config in sorted(CONFIGS.glob("*.toml")):
+            if re.search(rf"[\"'/]{re.escape(config.stem)}(\.toml)?[\"']", text):
+                found[str(config.relative_to(REPO))] = _sha256(config)
+    return dict(sorted(found.items()))
+
+
+def data_hashes(data_dir: "str | os.PathLike | None" = None) -> dict[str, str] | None:
+    """{file name: SHA-256} of the MNIST files in `data_dir` (else where fnbackprop looks for
+    them), or None when they are not all there."""
+    from fnbackprop.data import FILES, resolve_data_dir
+
+    root = resolve_data_dir(data_dir, "mnist")
+    paths = [root / name for name in FILES]
+    if not all(path.is_file() for path in paths):
+        return None
+    return {path.name: _sha256(path) for path in paths}
 
 
 def save_json(
@@ -272,6 +333,7 @@ def cli(
         wall_seconds=time.perf_counter() - start,
         argv=sys.argv[1:] if argv is None else list(argv),
         extra_versions=extra_versions,
+        data_dir=args.data_dir,
     )
     path = save_json(out, name, results, record=record)
     if fig is not None:

@@ -1,34 +1,56 @@
 """The committed results and the plumbing that writes them: provenance, quick runs, `all`.
 
 Every `experiments/results/*.json` must carry a complete provenance record of a full run made
-from a clean tree, at a commit of this branch's history whose code is the code of HEAD: a change
-to the package, the experiments or the pins after a result was made fails here until the result
-is made again (`python -m experiments all`). Quick runs must never write there.
+from a clean tree, at a commit of this branch's history, and must still be what HEAD would make:
+
+- the numerics fingerprint recomputed here (`experiments.fingerprint`) equals the one the result
+  was made with, to 1e-9 relative: a refactor that changes no number passes, a change to any
+  number under the results fails and names the experiments to make again;
+- the experiment's own sources (its script, the experiment modules it imports, its configs) hash
+  as they did;
+- the MNIST files it read hash as the ones here (where the data are here).
+
+Where the fingerprint cannot be compared (other jax or jaxlib versions, another backend or
+machine architecture), that test skips with one line saying so. Quick runs never write there.
 """
 
 import importlib
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 
-from experiments import common
+from experiments import common, fingerprint
 
 pytestmark = pytest.mark.usefixtures("results_untouched")
 
 runner = importlib.import_module("experiments.__main__")
 
 RESULTS = sorted(common.RESULTS.glob("*.json"))
-#: The paths whose content can change a result: the package, the experiments, the pins.
-CODE = ("fnbackprop", "experiments", "pyproject.toml", ".ci/constraints.txt")
-NOT_CODE = (":(exclude)experiments/results", ":(exclude)*.md", ":(exclude)*.ipynb")
 
 
 def git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["git", "-C", str(common.REPO), *args], capture_output=True, text=True, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def fingerprint_now() -> dict:
+    """The fingerprint of the code under test (computed once, some seconds)."""
+    return fingerprint.compute()
+
+
+def load_provenance(path) -> dict:
+    return json.loads(path.read_text())["provenance"]
+
+
+def make_again(path) -> str:
+    return f"make it again: python -m experiments.{path.stem}"
 
 
 def history_available() -> bool:
@@ -62,11 +84,59 @@ def test_committed_result_has_provenance(path):
     assert git("merge-base", "--is-ancestor", commit, "HEAD").returncode == 0, (
         f"{path.name} was made at {commit}, which is not in this branch's history"
     )
-    code = git("diff", "--name-only", commit, "HEAD", "--", *CODE, *NOT_CODE).stdout.split()
-    assert not code, (
-        f"{path.name} was made at {commit[:10]}; the code under it has changed since: "
-        f"{code[:8]}; regenerate it (`python -m experiments.{path.stem}`) from a committed tree"
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
+def test_result_rests_on_the_same_numbers(path, fingerprint_now):
+    made = load_provenance(path)["fingerprint"]
+    assert made and made.get("values"), f"{path.name} has no fingerprint; {make_again(path)}"
+    reason = fingerprint.comparable(made, fingerprint_now)
+    if reason is not None:
+        pytest.skip(f"{path.name}: {reason}")
+    changed = fingerprint.differences(made, fingerprint_now)
+    assert not changed, (
+        f"{path.name}: the numbers under it have changed since it was made "
+        f"({len(changed)} of {len(made['values'])} fingerprint values, e.g. {changed[:4]}); "
+        f"{make_again(path)}"
     )
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
+def test_result_sources_unchanged(path):
+    made = load_provenance(path)["sources"]
+    now = common.sources(path.stem)
+    changed = sorted(k for k in made.keys() | now.keys() if made.get(k) != now.get(k))
+    assert not changed, f"{path.name}: its own sources changed since: {changed}; {make_again(path)}"
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
+def test_result_read_the_data_here(path):
+    made = load_provenance(path)["data"]
+    here = common.data_hashes()
+    if here is None:
+        pytest.skip("no MNIST here to compare the result's data hashes with (set FNBACKPROP_DATA)")
+    if made is None:  # an experiment that reads no MNIST (it records what it found, if anything)
+        return
+    assert made == here, f"{path.name} was made from other MNIST files than these: {made}"
+
+
+def test_the_fingerprint_is_reproducible(fingerprint_now):
+    """Computed again in this process it agrees with itself exactly (no hidden state)."""
+    again = fingerprint.compute()
+    assert again["kind"] == fingerprint_now["kind"]
+    assert again["values"] == fingerprint_now["values"]
+
+
+def test_fingerprint_differences_and_kinds():
+    made = {"kind": {"jax": "1", "backend": "cpu"}, "values": {"a": 1.0, "b": 0.0, "c": 2.0}}
+    now = {"kind": {"jax": "1", "backend": "cpu"}, "values": {"a": 1.0 + 1e-12, "b": 1e-13}}
+    assert fingerprint.differences(made, now) == ["c"]  # within tolerance, or missing
+    now["values"] |= {"c": 2.0 * (1 + 1e-6)}
+    assert fingerprint.differences(made, now) == ["c"]
+    assert fingerprint.comparable(made, now) is None
+    now["kind"] = {"jax": "2", "backend": "gpu"}
+    line = fingerprint.comparable(made, now)
+    assert "jax 1 vs 2" in line and "backend cpu vs gpu" in line and "\n" not in line
 
 
 def test_every_result_belongs_to_an_experiment():
@@ -159,15 +229,18 @@ def test_save_json_refuses_a_quick_result_in_the_results():
     assert not (common.RESULTS / "probe.json").exists()
 
 
-def test_provenance_record(tmp_path):
+def test_provenance_record(tmp_path, monkeypatch, fingerprint_now):
+    monkeypatch.setattr(fingerprint, "compute", lambda: fingerprint_now)
     record = common.provenance("probe", quick=True, seeds=[0, 1], wall_seconds=1.5)
     assert set(common.PROVENANCE_KEYS) <= set(record)
     assert record["versions"]["jax"] and record["versions"]["numpy"]
     assert record["device"]["count"] >= 1
     assert record["seeds"] == [0, 1] and record["quick"] is True
+    assert record["fingerprint"] is None  # quick results are never checked against one
     path = common.save_json(tmp_path, "probe", {"value": float("nan")})  # no record given
     saved = json.loads(path.read_text())
     assert saved["value"] is None and set(common.PROVENANCE_KEYS) <= set(saved["provenance"])
+    assert saved["provenance"]["fingerprint"] == fingerprint_now  # exact through JSON
 
 
 def test_dirty_paths_leave_out_results_and_runs(monkeypatch):
@@ -194,3 +267,62 @@ def test_provenance_without_git(monkeypatch):
     record = common.provenance("probe", quick=False, seeds=[0], wall_seconds=1.0)
     assert record["commit"] is None and record["dirty"] is None
     assert record["git"] == "unavailable: git: command not found"
+
+
+# -- the fingerprint moves with the numbers and with nothing else -----------------------------
+
+#: Edits of a temporary copy of the package: (file, old text, new text, whether numbers change).
+EDITS = {
+    "a pure rename": (
+        "backward.py",
+        "_averaged",
+        "_averaged_over_the_examples",
+        False,
+    ),
+    "σ′ scaled by 1 + 1e-6": (
+        "activations.py",
+        "        s = jax.nn.sigmoid(z)\n        return s * (1 - s)",
+        "        s = jax.nn.sigmoid(z)\n        return s * (1 - s) * (1 + 1e-6)",
+        True,
+    ),
+    "another shuffle": (
+        "training.py",
+        "order = jax.random.permutation(key, n)",
+        "order = jax.random.permutation(jax.random.fold_in(key, 1), n)",
+        True,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", EDITS, ids=list(EDITS))
+def test_the_fingerprint_sees_numbers_not_names(edit, tmp_path, fingerprint_now):
+    file, old, new, moves = EDITS[edit]
+    package = tmp_path / "fnbackprop"
+    shutil.copytree(common.REPO / "fnbackprop", package, ignore=shutil.ignore_patterns("*.pyc"))
+    source = package / file
+    text = source.read_text()
+    assert old in text, f"the edit no longer applies to fnbackprop/{file}: update EDITS"
+    source.write_text(text.replace(old, new))
+    script = (
+        "import json, sys, fnbackprop\n"
+        f"assert fnbackprop.__file__.startswith({str(tmp_path)!r}), fnbackprop.__file__\n"
+        "from experiments import fingerprint\n"
+        "json.dump(fingerprint.compute(), sys.stdout)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(common.REPO)])}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    edited = json.loads(done.stdout)
+    changed = fingerprint.differences(fingerprint_now, edited)
+    if moves:
+        assert changed, f"{edit}: the fingerprint did not move"
+    else:
+        assert not changed, f"{edit}: the fingerprint moved: {changed[:8]}"

@@ -73,17 +73,20 @@ def backpropagate_errors(
 def _backpropagate(
     net: Network, params: Params, weighted_inputs, activations, y, masks: Masks | None = None
 ):
-    """BP1 and BP2 for one example, or for the columns of the book's matrices (axis 0 neurons)."""
-    sigmas = net.activations
+    """BP1 and BP2 for one example, or for the columns of the book's matrices (axis 0 neurons).
+
+    BP2 is written for any layer above: the layer l+1 sends down ∂C/∂a^l (`error_below`, for a
+    dense layer (w^{l+1})ᵀ δ^{l+1}), and δ^l = σ′(z^l) ⊙ that."""
+    layers, sigmas = net.layers, net.activations
     delta = net.cost.output_error(sigmas[-1], weighted_inputs[-1], activations[-1], y)  # BP1
     deltas = [delta]
-    hidden = range(len(sigmas) - 2, -1, -1)  # l = L−1, …, 2 as indices into the hidden layers
-    layers = (reversed(params[1:]), reversed(sigmas[:-1]), reversed(weighted_inputs[:-1]))
-    for (w, _), sigma, z, i in zip(*layers, hidden, strict=True):
-        nabla_a = w.T @ delta  # ∂C/∂a^l = (w^{l+1})ᵀ δ^{l+1}
+    for i in range(len(layers) - 2, -1, -1):  # l = L−1, …, 2 as indices i = l − 2
+        # ∂C/∂a^l from the layer above: (w^{l+1})ᵀ δ^{l+1} for a dense one
+        nabla_a = layers[i + 1].error_below(params[i + 1], activations[i + 1], delta)
         if masks is not None:
             nabla_a = nabla_a * masks[i]  # dropout: a dropped neuron sends no error back
-        delta = sigma.backward(z, nabla_a)  # BP2: ((w^{l+1})ᵀ δ^{l+1}) [⊙ m^l/(1 − p)] ⊙ σ′(z^l)
+        # BP2: δ^l = ∂C/∂a^l [⊙ m^l/(1 − p)] ⊙ σ′(z^l)
+        delta = sigmas[i].backward(weighted_inputs[i], nabla_a)
         deltas.append(delta)
     return tuple(reversed(deltas))
 
@@ -110,9 +113,11 @@ def backprop(
     """
     check_inputs(net, params, x, y, one_example=True, hint=_FOR_A_BATCH, masks=masks)
     deltas, inputs = _errors(net, params, x, y, masks)
-    return tuple(
-        (jnp.outer(delta, a_in), delta)  # BP4: a^{l−1}_k δ^l_j; BP3: δ^l_j
-        for delta, a_in in zip(deltas, inputs, strict=True)
+    return (
+        tuple(  # BP3 and BP4 (for a dense layer: ∂C/∂w^l_jk = a^{l−1}_k δ^l_j, ∂C/∂b^l_j = δ^l_j)
+            layer.gradients(p, a_in, delta)
+            for layer, p, delta, a_in in zip(net.layers, params, deltas, inputs, strict=True)
+        )
     )
 
 
@@ -138,12 +143,8 @@ def backprop_vmap(
     Dropout `masks` (one row per example) are mapped as columns too.
     """
     _check_rows(net, params, X, Y, masks)
-    m = X.shape[0]
-    per_example = tuple((w, jnp.broadcast_to(b[:, None], (*b.shape, m))) for w, b in params)
-    columns = None if masks is None else tuple(mask.T for mask in masks)
-    in_axes = (None, tuple((None, 1) for _ in params), 1, 1, 1)
-    deltas, inputs = jax.vmap(_errors, in_axes, out_axes=1)(net, per_example, X.T, Y.T, columns)
-    return _averaged(deltas, inputs)
+    deltas, inputs = _example_errors(net, params, X, Y, masks)
+    return _averaged(net, params, deltas, inputs)
 
 
 def backprop_batch(
@@ -163,22 +164,69 @@ def backprop_batch(
     per example) become matrices with one column per example as well.
     """
     _check_rows(net, params, X, Y, masks)
+    _check_columns(net, "backprop_batch")
     columns, labels = X.T, Y.T  # the book's X = [x_1 … x_m] and its labels, one column each
     masks = None if masks is None else tuple(mask.T for mask in masks)
     weighted_inputs, activations = _forward_pass(net, params, columns, masks)
     deltas = _backpropagate(net, params, weighted_inputs, activations, labels, masks)
-    return _averaged(deltas, activations[:-1])
+    return _averaged(net, params, deltas, activations[:-1])
 
 
-def _averaged(deltas, inputs) -> Params:
-    """BP4 and BP3 averaged over the m examples, the columns of every δ^l and a^{l−1}:
-    ∂C/∂w^l = δ^l (a^{l−1})ᵀ / m (one product sums the examples' outer products) and
-    ∂C/∂b^l = the mean of δ^l's columns."""
-    m = deltas[0].shape[1]
+def _along_examples(net: Network, rows: bool):
+    """`along(fn, shared)`: `fn` for one example, or for m examples on the last axis of every
+    argument after the first `shared` ones — directly where every layer takes the book's
+    columns, else mapped over the examples with `jax.vmap`."""
+
+    def along(fn, shared: int):
+        if not rows or all(layer.columns for layer in net.layers):
+            return fn
+
+        def mapped(*args):
+            axes = (None,) * shared + (-1,) * (len(args) - shared)
+            return jax.vmap(fn, in_axes=axes, out_axes=-1)(*args)
+
+        return mapped
+
+    return along
+
+
+def _check_columns(net: Network, form: str) -> None:
+    """The examples-as-columns form is written for layers that take the book's matrices."""
+    others = sorted({type(layer).__name__ for layer in net.layers if not layer.columns})
+    if others:
+        raise ShapeError(
+            f"{form} is the book's examples-as-columns form, written for dense layers; this "
+            f"network has {', '.join(others)} layers: use backprop_vmap (or backprop_vjp)"
+        )
+
+
+def _example_errors(net: Network, params: Params, X, Y, masks=None):
+    """`_errors` of every row of X under `jax.vmap`, each δ^l and a^{l−1} with the examples
+    stacked on its last axis (for dense layers, the book's columns)."""
+    m = X.shape[0]
+    per_example = [
+        layer.example_parameters(p, m) for layer, p in zip(net.layers, params, strict=True)
+    ]
+    params, axes = tuple(p for p, _ in per_example), tuple(a for _, a in per_example)
+    rows = None if masks is None else tuple(jnp.moveaxis(mask, 0, -1) for mask in masks)
+    columns = (jnp.moveaxis(X, 0, -1), Y.T)
+    return jax.vmap(_errors, (None, axes, -1, -1, -1), out_axes=-1)(net, params, *columns, rows)
+
+
+def _summed(net: Network, params: Params, deltas, inputs) -> Params:
+    """BP4 and BP3 summed over the examples on the last axis of every δ^l and a^{l−1}."""
     return tuple(
-        (delta @ a_in.T / m, jnp.mean(delta, axis=1))  # BP4, BP3
-        for delta, a_in in zip(deltas, inputs, strict=True)
+        layer.summed_gradients(p, a_in, delta)
+        for layer, p, delta, a_in in zip(net.layers, params, deltas, inputs, strict=True)
     )
+
+
+def _averaged(net: Network, params: Params, deltas, inputs) -> Params:
+    """BP4 and BP3 averaged over the m examples, the columns of every δ^l and a^{l−1}: for a
+    dense layer ∂C/∂w^l = δ^l (a^{l−1})ᵀ / m (one product sums the examples' outer products) and
+    ∂C/∂b^l = the mean of δ^l's columns."""
+    m = deltas[0].shape[-1]
+    return jax.tree.map(lambda g: g / m, _summed(net, params, deltas, inputs))
 
 
 def _check_rows(net: Network, params: Params, X, Y, masks=None) -> None:
@@ -220,38 +268,49 @@ def cost_with_backprop(net: Network):
         check_inputs(net, params, X, Y, masks=masks)
         rows = np.ndim(X) == 2
         x, y = (X.T, Y.T) if rows else (X, Y)  # the book's columns, or one example
-        columns = None if masks is None else tuple(m.T if rows else m for m in masks)
-        weighted_inputs, activations = _forward_pass(net, params, x, columns)
+        columns = (
+            None if masks is None else tuple(jnp.moveaxis(m, 0, -1) if rows else m for m in masks)
+        )
+        along = _along_examples(net, rows)
+        weighted_inputs, activations = along(_forward_pass, 2)(net, params, x, columns)
         per_example = net.cost.from_weighted_input(net.activations[-1], weighted_inputs[-1], y)
         return jnp.mean(per_example), (params, weighted_inputs, activations, y, columns)
 
     def backward(saved, g):
         params, weighted_inputs, activations, y, masks = saved
-        m = 1 if y.ndim == 1 else y.shape[1]
-        deltas = _backpropagate(net, params, weighted_inputs, activations, y, masks)  # BP1, BP2
+        rows = y.ndim == 2
+        m = y.shape[1] if rows else 1
+        along = _along_examples(net, rows)
+        deltas = along(_backpropagate, 2)(net, params, weighted_inputs, activations, y, masks)
         scale = g / m
-        nabla = tuple(
-            (
-                scale * (delta @ a_in.T if delta.ndim == 2 else jnp.outer(delta, a_in)),  # BP4
-                scale * (jnp.sum(delta, axis=1) if delta.ndim == 2 else delta),
-            )  # BP3
-            for delta, a_in in zip(deltas, activations[:-1], strict=True)
+        inputs = activations[:-1]
+        nabla = jax.tree.map(  # BP3, BP4: summed over the columns, or of the one example
+            lambda grad: scale * grad,
+            _summed(net, params, deltas, inputs)
+            if rows
+            else tuple(
+                layer.gradients(p, a_in, delta)
+                for layer, p, delta, a_in in zip(net.layers, params, deltas, inputs, strict=True)
+            ),
         )
-        nabla_x = scale * (params[0][0].T @ deltas[0])  # BP2 once more: (w²)ᵀ δ²
+        below = [along(layer.error_below, 1) for layer in net.layers]
+        nabla_x = scale * below[0](params[0], inputs[0], deltas[0])  # BP2 once more: (w²)ᵀ δ²
         z_out, sigma = weighted_inputs[-1], net.activations[-1]
         _, pullback = jax.vjp(lambda y: net.cost.from_weighted_input(sigma, z_out, y), y)
         (nabla_y,) = pullback(jnp.broadcast_to(scale, z_out.shape[1:]).astype(z_out.dtype))
         nabla_masks = None
         if masks is not None:  # a^l = σ(z^l) ⊙ mask, so ∂C/∂mask = ((w^{l+1})ᵀ δ^{l+1}) ⊙ σ(z^l)
             nabla_masks = tuple(
-                scale * (w.T @ delta) * sigma(z)
-                for (w, _), delta, sigma, z in zip(
-                    params[1:], deltas[1:], net.activations, weighted_inputs, strict=False
+                scale * below[i + 1](params[i + 1], inputs[i + 1], deltas[i + 1]) * sigma(z)
+                for i, (sigma, z) in enumerate(
+                    zip(net.activations[: len(masks)], weighted_inputs, strict=False)
                 )
             )
-        if y.ndim == 2:  # back from the book's columns to rows
+        if rows:  # back from the book's columns to rows
             nabla_x, nabla_y = nabla_x.T, nabla_y.T
-            nabla_masks = None if masks is None else tuple(n.T for n in nabla_masks)
+            nabla_masks = (
+                None if masks is None else tuple(jnp.moveaxis(n, -1, 0) for n in nabla_masks)
+            )
         return nabla, nabla_x, nabla_y, nabla_masks
 
     f.defvjp(forward, backward)

@@ -37,12 +37,16 @@ MAX_HEADER_BYTES = 2**26  # a header is a few kB per hundred epochs; a bigger cl
 
 
 def describe(net: Network) -> dict[str, Any]:
-    """The facts about a network that a checkpoint must match: sizes, activations, cost."""
-    return {
+    """The facts about a network that a checkpoint must match: sizes, activations, cost (and,
+    for a stack that is not the book's dense network, every layer)."""
+    facts = {
         "sizes": list(net.sizes),
         "activations": [repr(sigma) for sigma in net.activations],
         "cost": net.cost.name,
     }
+    if not net.dense:
+        facts["layers"] = [repr(layer) for layer in net.layers]
+    return facts
 
 
 def save(

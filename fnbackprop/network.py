@@ -23,6 +23,7 @@ evaluation uses the network as it is, with no mask and no rescaled weights (the 
 halves the outgoing weights after training with p = 1/2).
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -36,6 +37,7 @@ from . import costs as _costs
 from .activations import Activation, Neuronwise
 from .costs import Cost
 from .errors import FnbackpropError
+from .layers import Dense, Layer
 from .registry import Registry, functions
 from .validation import check_inputs
 
@@ -88,79 +90,122 @@ INITS: Registry[Callable] = Registry(
 
 
 class Network(eqx.Module):
-    """The static description of a fully connected feedforward network.
+    """The static description of a feedforward network: its layers and its cost.
 
     **Arguments:**
 
-    - `sizes`: neurons per layer, input first, e.g. `[784, 30, 10]`.
-    - `activation`: a name, an `Activation`, or a sequence with one per layer l = 2, …, L.
+    - `sizes`: neurons per layer, input first, e.g. `[784, 30, 10]`, for the book's fully
+      connected network; or a sequence of `fnbackprop.layers.Layer`s (each with its own σ), the
+      input first, for any stack (convolution, pooling, …).
+    - `activation`: with sizes, a name, an `Activation`, or a sequence with one per layer
+      l = 2, …, L (not used with layers).
     - `cost`: a name or a `Cost`.
+
+    `sizes` is always there: the input size and each layer's number of neurons (for a layer of
+    feature maps, all of them), and `activations` each layer's σ.
     """
 
-    sizes: tuple[int, ...] = eqx.field(static=True)
-    activations: tuple[Activation, ...] = eqx.field(static=True)
+    layers: tuple[Layer, ...] = eqx.field(static=True)
     cost: Cost = eqx.field(static=True)
 
     def __init__(
         self,
-        sizes: Sequence[int],
+        sizes: "Sequence[int] | Sequence[Layer]",
         activation: "str | Activation | Sequence[str | Activation]" = "sigmoid",
         cost: "str | Cost" = "quadratic",
     ):
         sizes = tuple(sizes)
-        if len(sizes) < 2 or not all(
-            isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in sizes
-        ):
-            raise FnbackpropError(
-                f"sizes must list at least two positive integers (input and output), got {sizes}"
-            )
-        sizes = tuple(int(n) for n in sizes)
-        n_layers = len(sizes) - 1
-        if not isinstance(activation, list | tuple):  # one for every layer
-            sigmas = (_activations.get(activation),) * n_layers
+        if sizes and all(isinstance(layer, Layer) for layer in sizes):
+            layers = sizes
+            _check_stack(layers)
         else:
-            sigmas = tuple(_activations.get(a) for a in activation)
-            if len(sigmas) != n_layers:
-                raise FnbackpropError(
-                    f"{len(sigmas)} activations given for {n_layers} layers of sizes "
-                    f"{list(sizes)}: give one name, or one per layer after the input"
-                )
-        for l, (sigma, n) in enumerate(zip(sigmas, sizes[1:], strict=True), start=2):
-            if isinstance(sigma, Neuronwise) and sigma.size_needed > n:
-                raise FnbackpropError(
-                    f"layer {l} has {n} neurons, but its activation overrides neuron "
-                    f"{sigma.size_needed - 1}"
-                )
+            layers = _dense_layers(sizes, activation)
         the_cost = _costs.get(cost)
-        if not the_cost.accepts(sigmas[-1]):
+        if not the_cost.accepts(layers[-1].sigma):
             raise FnbackpropError(
                 f"the {the_cost.name} cost needs output activations in its domain: one of "
-                f"{the_cost.output_names()}, got {sigmas[-1].name}"
+                f"{the_cost.output_names()}, got {layers[-1].sigma.name}"
             )
-        self.sizes = sizes
-        self.activations = sigmas
+        self.layers = layers
         self.cost = the_cost
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The input size, then each layer's number of neurons."""
+        return (self.layers[0].in_size, *(layer.out_size for layer in self.layers))
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        """Each layer's σ, l = 2, …, L."""
+        return tuple(layer.sigma for layer in self.layers)
 
     @property
     def num_layers(self) -> int:
         """L, the number of layers, the input layer included."""
-        return len(self.sizes)
+        return len(self.layers) + 1
+
+    @property
+    def dense(self) -> bool:
+        """Whether every layer is the book's fully connected one."""
+        return all(type(layer) is Dense for layer in self.layers)
 
     def init(
         self, key: PRNGKeyArray, scheme: str = "normal", dtype: jnp.dtype = jnp.float32
     ) -> Params:
-        """Random parameters: a tuple of `(w, b)`, `w` (n_out, n_in), `b` (n_out,).
+        """Random parameters: a tuple with each layer's, `(w, b)` for a dense layer, `w`
+        (n_out, n_in), `b` (n_out,).
 
         `scheme="normal"` draws every weight and bias from N(0, 1) (chapter 1);
         `scheme="scaled"` draws weights from N(0, 1/n_in), biases from N(0, 1); any name or
-        import path in `INITS` (a function (key, n_out, n_in, dtype) -> (w, b)) works.
+        import path in `INITS` (a function (key, n_out, n_in, dtype) -> (w, b)) works for dense
+        layers. Each layer draws from its own key, `jax.random.split(key, L − 1)`.
         """
-        draw = INITS.get(scheme)
-        keys = jax.random.split(key, len(self.sizes) - 1)
+        keys = jax.random.split(key, len(self.layers))
         return tuple(
-            tuple(draw(k, n_out, n_in, dtype))
-            for k, n_in, n_out in zip(keys, self.sizes[:-1], self.sizes[1:], strict=True)
+            layer.init(k, scheme, dtype) for k, layer in zip(keys, self.layers, strict=True)
         )
+
+
+def _dense_layers(sizes: tuple, activation) -> tuple[Dense, ...]:
+    """The book's network: one dense layer per pair of sizes, with the activations given."""
+    if len(sizes) < 2 or not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in sizes
+    ):
+        raise FnbackpropError(
+            f"sizes must list at least two positive integers (input and output), or layers "
+            f"(fnbackprop.layers), got {sizes}"
+        )
+    sizes = tuple(int(n) for n in sizes)
+    n_layers = len(sizes) - 1
+    if not isinstance(activation, list | tuple):  # one for every layer
+        sigmas = (_activations.get(activation),) * n_layers
+    else:
+        sigmas = tuple(_activations.get(a) for a in activation)
+        if len(sigmas) != n_layers:
+            raise FnbackpropError(
+                f"{len(sigmas)} activations given for {n_layers} layers of sizes "
+                f"{list(sizes)}: give one name, or one per layer after the input"
+            )
+    for l, (sigma, n) in enumerate(zip(sigmas, sizes[1:], strict=True), start=2):
+        if isinstance(sigma, Neuronwise) and sigma.size_needed > n:
+            raise FnbackpropError(
+                f"layer {l} has {n} neurons, but its activation overrides neuron "
+                f"{sigma.size_needed - 1}"
+            )
+    return tuple(
+        Dense(n_in, n_out, sigma)
+        for n_in, n_out, sigma in zip(sizes[:-1], sizes[1:], sigmas, strict=True)
+    )
+
+
+def _check_stack(layers: tuple) -> None:
+    """Each layer takes what the one below gives (as many numbers, in its shape)."""
+    for l, (below, above) in enumerate(itertools.pairwise(layers), start=3):
+        if below.out_size != above.in_size:
+            raise FnbackpropError(
+                f"layer {l} ({type(above).__name__}) takes inputs of shape {above.in_shape}, "
+                f"but layer {l - 1} ({type(below).__name__}) gives {below.out_shape}"
+            )
 
 
 def over_rows(fn: Callable, net: "Network", params: Params, *arrays):
@@ -224,8 +269,9 @@ def dropout_masks(
     (m, n_l), one row each. `p` may be a traced value (0 ≤ p < 1): one compiled epoch serves every
     dropout probability. A network without hidden layers has no masks: `()`.
     """
-    keys = jax.random.split(key, max(len(net.sizes) - 2, 1))
-    shapes = [(n,) if m is None else (m, n) for n in net.sizes[1:-1]]
+    keys = jax.random.split(key, max(len(net.layers) - 1, 1))
+    rows = () if m is None else (m,)
+    shapes = [(*rows, *layer.out_shape) for layer in net.layers[:-1]]
     keep = 1 - jnp.asarray(p, dtype)
     return tuple(
         jax.random.bernoulli(k, keep, shape).astype(dtype) / keep
@@ -253,11 +299,9 @@ def _forward_pass(net: Network, params: Params, x, masks: Masks | None = None):
     the book's matrix X (n_in, m) — every σ acts on axis 0, the neuron axis. `masks`, when given,
     are shaped like the hidden activations (n_l,) or (n_l, m)."""
     weighted_inputs, activations = [], [x]
-    for l, ((w, b), sigma) in enumerate(zip(params, net.activations, strict=True)):
-        a = activations[-1]
-        z = w @ a + b.reshape(b.shape + (1,) * (a.ndim - 1))
+    for l, (layer, p) in enumerate(zip(net.layers, params, strict=True)):
+        z, a = layer.forward(p, activations[-1])  # z^l = w^l a^{l−1} + b^l, a^l = σ(z^l)
         weighted_inputs.append(z)
-        a = sigma(z)
         if masks is not None and l < len(masks):  # a hidden layer: dropout
             a = a * masks[l]  # a^l = σ(z^l) ⊙ m^l/(1 − p)
         activations.append(a)

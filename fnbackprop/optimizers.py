@@ -68,8 +68,12 @@ OPTIMIZERS: Registry[Callable] = Registry(
 
 
 def weights_only(params: Params):
-    """The mask that selects every w and no b (L2 and L1 regularisation leave the biases alone)."""
-    return tuple((True, False) for _ in params)
+    """The mask that selects every w and no b (L2 and L1 regularisation leave the biases alone).
+
+    Every layer's parameters are a tuple with its weights first and its biases after (`(w, b)`
+    for dense and convolutional layers, `()` for a layer without parameters; see
+    `fnbackprop.layers`), so the first entry of each is the one regularised."""
+    return tuple(tuple(i == 0 for i in range(len(p))) for p in params)
 
 
 def add_l1(strength: "float | jax.Array") -> optax.GradientTransformation:

@@ -28,20 +28,19 @@ def shape_of(x) -> tuple[int, ...]:
 
 
 def check_params(net, params) -> None:
-    """Raise `ShapeError` unless `params` are `(w, b)` pairs matching `net.sizes`."""
-    expected = len(net.sizes) - 1
+    """Raise `ShapeError` unless `params` hold each layer's arrays in the shapes it gives
+    (`(w, b)` pairs matching `net.sizes` for the book's network)."""
+    expected = len(net.layers)
     if not isinstance(params, tuple | list) or len(params) != expected:
         got = len(params) if isinstance(params, tuple | list) else type(params).__name__
-        raise ShapeError(
-            f"params must be {expected} (w, b) pairs for sizes {list(net.sizes)}, got {got}"
-        )
-    for l, (p, n_in, n_out) in enumerate(
-        zip(params, net.sizes[:-1], net.sizes[1:], strict=True), start=2
-    ):
-        if not isinstance(p, tuple | list) or len(p) != 2:
-            raise ShapeError(f"params for layer {l} must be a (w, b) pair")
-        w, b = p
-        for name, arr, shape in (("w", w, (n_out, n_in)), ("b", b, (n_out,))):
+        what = "(w, b) pairs" if net.dense else "parameter tuples, one per layer,"
+        raise ShapeError(f"params must be {expected} {what} for sizes {list(net.sizes)}, got {got}")
+    for l, (p, layer) in enumerate(zip(params, net.layers, strict=True), start=2):
+        shapes = layer.parameter_shapes()
+        if not isinstance(p, tuple | list) or len(p) != len(shapes):
+            names = ", ".join(name for name, _ in shapes)
+            raise ShapeError(f"params for layer {l} must be a ({names}) {_tuple_kind(len(shapes))}")
+        for (name, shape), arr in zip(shapes, p, strict=True):
             if shape_of(arr) != shape:
                 raise ShapeError(
                     f"{name} of layer {l} has shape {shape_of(arr)}, expected {shape} "
@@ -51,6 +50,10 @@ def check_params(net, params) -> None:
                 raise ShapeError(
                     f"{name} of layer {l} has dtype {jnp.result_type(arr)}, expected a float"
                 )
+
+
+def _tuple_kind(n: int) -> str:
+    return {0: "tuple (empty: the layer has no parameters)", 2: "pair"}.get(n, "tuple")
 
 
 def check_inputs(
@@ -104,20 +107,21 @@ def check_inputs(
 
 
 def check_masks(net, rows: tuple[int, ...], masks) -> None:
-    """One float dropout mask per hidden layer l = 2, …, L−1, shaped (*rows, n_l)."""
-    hidden = list(net.sizes[1:-1])
+    """One float dropout mask per hidden layer l = 2, …, L−1, shaped (*rows, n_l) (for a layer
+    of feature maps, (*rows, *its output shape))."""
+    hidden = [layer.out_shape for layer in net.layers[:-1]]
     if not isinstance(masks, tuple | list) or len(masks) != len(hidden):
         got = len(masks) if isinstance(masks, tuple | list) else type(masks).__name__
         raise ShapeError(
             f"masks must hold one dropout mask per hidden layer ({len(hidden)} for sizes "
             f"{list(net.sizes)}), got {got}; draw them with fnbackprop.dropout_masks"
         )
-    for l, (mask, n) in enumerate(zip(masks, hidden, strict=True), start=2):
+    for l, (mask, shape) in enumerate(zip(masks, hidden, strict=True), start=2):
         _check_is_array(f"mask of layer {l}", mask)
-        if shape_of(mask) != (*rows, n):
+        if shape_of(mask) != (*rows, *shape):
             raise ShapeError(
                 f"the dropout mask of layer {l} has shape {shape_of(mask)}, expected "
-                f"{(*rows, n)}: one mask row per example, one entry per neuron"
+                f"{(*rows, *shape)}: one mask row per example, one entry per neuron"
             )
         if not jnp.issubdtype(mask.dtype, jnp.floating):
             raise ShapeError(f"the dropout mask of layer {l} has dtype {mask.dtype}, not a float")

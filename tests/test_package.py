@@ -16,6 +16,7 @@ PACKAGE = Path(fnbackprop.__file__).resolve().parent
 CORE = (
     "activations",
     "costs",
+    "layers",
     "network",
     "backward",
     "references",

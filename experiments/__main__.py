@@ -40,8 +40,8 @@ ESTIMATE = {
     "chapter3_preview": 540,
     "chapter1_table": 660,  # the runs alone took 518 s
     "swap_activations": 1500,  # the runs alone took 1,401 s
-    "chapter3_figures": 600,
-    "chapter5_unstable": 2400,  # 12 runs of 30 epochs, 30 runs of 10; quick runs: 0.13 s/epoch/5,000  # from measured epoch times: 0.03, 0.28 and 0.74 s
+    "chapter3_figures": 600,  # from measured epoch times: 0.03, 0.28 and 0.74 s
+    "chapter5_unstable": 2400,  # 12 runs of 30 epochs and 32 of 10 on 50,000 images
     "chapter1_gap": 2700,  # the book's loop: 2.65 s per epoch at [784, 30, 10], 5.1 s at 100
     "svm_baseline": 2400,  # extrapolated from fits on 5,000 and 10,000 images
 }

@@ -268,6 +268,29 @@ def one_hot(
     return np.eye(n_classes, dtype=dtype)[labels]
 
 
+def expanded(split: Split, image_shape: tuple[int, int] = IMAGE_SHAPE) -> Split:
+    """Chapter 6's expanded training data (network3's expand_mnist): every image followed by
+    its copies shifted by one pixel up, down, left and right, the pixels moved in from the edge
+    black (0), each with the image's label: 5 n examples from n (250,000 from MNIST's 50,000).
+
+    Made on the fly (about a second for MNIST); the result is a new array, `split` is untouched.
+    """
+    n = len(split.labels)
+    images = split.images.reshape(n, *image_shape)
+    copies = [images]
+    for axis, step in ((1, -1), (1, 1), (2, -1), (2, 1)):  # up, down, left, right
+        shifted = np.roll(images, step, axis=axis)
+        edge = [slice(None)] * 3
+        edge[axis] = 0 if step == 1 else -1  # the row or column that wrapped round
+        shifted[tuple(edge)] = 0
+        copies.append(shifted)
+    stacked = np.stack(copies, axis=1)  # (n, 5, h, w): each image beside its shifts
+    return Split(
+        stacked.reshape(5 * n, -1).astype(split.images.dtype, copy=False),
+        np.repeat(split.labels, 5),
+    )
+
+
 # --- Nielsen's mnist.pkl.gz ----------------------------------------------------------------------
 
 _reconstruct = np.empty(0).__reduce__()[0]

@@ -642,3 +642,25 @@ def test_download_cannot_write(tmp_path: Path, monkeypatch):
 def test_no_unrestricted_unpickling_in_the_module():
     source = Path(data.__file__).read_text()
     assert "pickle.load(" not in source and "pickle.loads(" not in source
+
+
+def test_expanded_data_adds_each_image_shifted_one_pixel_four_ways():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (3, 784)).astype(np.float32)
+    labels = np.array([7, 1, 9], np.int32)
+    out = data.expanded(data.Split(images, labels))
+    assert out.images.shape == (15, 784) and out.images.dtype == np.float32
+    np.testing.assert_array_equal(out.labels, np.repeat(labels, 5))
+    grid = images.reshape(3, 28, 28)
+    for i in range(3):
+        copies = out.images[5 * i : 5 * i + 5].reshape(5, 28, 28)
+        np.testing.assert_array_equal(copies[0], grid[i])
+        up, down, left, right = copies[1:]
+        np.testing.assert_array_equal(up[:-1], grid[i][1:])  # row r+1 moved to row r
+        np.testing.assert_array_equal(down[1:], grid[i][:-1])
+        np.testing.assert_array_equal(left[:, :-1], grid[i][:, 1:])
+        np.testing.assert_array_equal(right[:, 1:], grid[i][:, :-1])
+        for edge in (up[-1], down[0], left[:, -1], right[:, 0]):  # moved in black
+            assert not edge.any()
+    again = np.random.default_rng(0).uniform(0, 1, (3, 784)).astype(np.float32)
+    np.testing.assert_array_equal(images, again)  # the input is left as it was

@@ -65,7 +65,7 @@ import jax.numpy as jnp
 from . import checkpoint, optimizers, schedules, training
 from . import runs as _runs
 from ._io import atomic_file, write_text_atomic
-from .config import Config, Sweep, build_network, dumps, expand
+from .config import Config, Sweep, build_network, dumps, expand, lookup, run_name
 from .errors import FnbackpropError
 from .training import DivergenceError, epoch_compiles
 
@@ -141,14 +141,9 @@ def as_sweep(spec: "Sweep | Config | Mapping[str, Config] | Sequence[Config]") -
     axes = _differences(configs)
     names: dict[str, Config] = {}
     for i, c in enumerate(configs):
-        name = ",".join(f"{k.split('.', 1)[1]}={_value(c, k)}" for k in axes) or f"run-{i}"
+        name = run_name({k: lookup(c, k) for k in axes}) or f"run-{i}"
         names[name if name not in names else f"{name},run-{i}"] = c
     return Sweep(axes, names)
-
-
-def _value(config: Config, key: str) -> Any:
-    section, name = key.split(".", 1)
-    return getattr(getattr(config, section), name)
 
 
 def _differences(configs: list[Config]) -> dict[str, list]:
@@ -158,7 +153,7 @@ def _differences(configs: list[Config]) -> dict[str, list]:
             key = f"{section}.{field.name}"
             values = []
             for c in configs:
-                v = _value(c, key)
+                v = lookup(c, key)
                 if v not in values:
                     values.append(v)
             if len(values) > 1:
@@ -167,7 +162,7 @@ def _differences(configs: list[Config]) -> dict[str, list]:
 
 
 def _values(sweep: Sweep, config: Config) -> dict[str, Any]:
-    return {k: _value(config, k) for k in sweep.axes}
+    return {k: lookup(config, k) for k in sweep.axes}
 
 
 def run_sweep(
@@ -513,9 +508,8 @@ def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: in
     records = [_run_summary(r) for r in runs.values()]
     groups: dict[str, dict] = {}
     for record in records:
-        others = {k: v for k, v in record["values"].items() if k != SEED}
-        name = ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in others.items())
-        groups.setdefault(name, {"values": others, "runs": []})["runs"].append(record)
+        others = _others(record["values"])
+        groups.setdefault(run_name(others), {"values": others, "runs": []})["runs"].append(record)
     summary: dict = {
         "axes": dict(axes),
         "runs": records,
@@ -586,7 +580,7 @@ def plot_sweep(runs: list[SweepRun], path: "str | os.PathLike", title: str = "")
     for run in runs:
         if not run.metrics:
             continue
-        group = ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in run.values.items() if k != SEED)
+        group = _group(run)
         if group not in groups:
             groups.append(group)
         color = colors[groups.index(group) % len(colors)]
@@ -617,8 +611,14 @@ def plot_sweep(runs: list[SweepRun], path: "str | os.PathLike", title: str = "")
     return fig
 
 
+def _others(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The swept values but the seed: what the runs of one group share."""
+    return {k: v for k, v in values.items() if k != SEED}
+
+
 def _group(run: SweepRun) -> str:
-    return ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in run.values.items() if k != SEED)
+    """The name of the run's group: its values but the seed."""
+    return run_name(_others(run.values))
 
 
 def _plain(value: Any) -> Any:

@@ -33,7 +33,7 @@ import os
 import sys
 import textwrap
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -723,10 +723,3 @@ def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: s
     with atomic_file(path) as f:
         fig.savefig(f, format="png", dpi=100)
     return fig
-
-
-def iter_runs(folder: "str | os.PathLike") -> Iterator[Path]:
-    """The run folders directly inside `folder` (a sweep's), in name order."""
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_dir() and holds_run(path):
-            yield path

@@ -59,7 +59,6 @@ __all__ = [
     "GRADIENTS",
     "DivergenceError",
     "TrainState",
-    "epoch_cache_info",
     "epoch_compiles",
     "evaluate",
     "fit",
@@ -163,7 +162,7 @@ def make_epoch(
     The function is kept, so another call with the same structure (network, `optimizer.update`,
     gradient method, m, devices, dropout on or off) returns the very same compiled epoch: runs
     that differ only in numbers held in the optimizer state (η, λ, momentum) or in the seed
-    share one compile (`epoch_cache_info`).
+    share one compile (`epoch_compiles` counts them).
 
     With `devices` d > 1 each mini-batch is split into d shards of m/d examples (see
     `fnbackprop.sharding`); m must be a multiple of d. The last smaller mini-batch is split too
@@ -270,12 +269,6 @@ def score_many(net: Network, P, evaluation: dict[str, tuple], train: tuple | Non
         for k in range(K):
             found[k] |= _scores("training", int(correct[k]), int(X.shape[0]), float(costs[k]))
     return found
-
-
-def epoch_cache_info() -> list[int]:
-    """For every epoch kept by `make_epoch`, how many programs it has compiled (one per set of
-    argument shapes and dtypes): a sweep of same-shaped runs shows one entry of 1."""
-    return [f._cache_size() for f in _EPOCHS.values() if hasattr(f, "_cache_size")]
 
 
 def _check_takes_masks(spec, fn: Callable) -> None:

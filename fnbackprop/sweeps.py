@@ -49,6 +49,7 @@ list of configs, and returns every run's metrics:
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -62,10 +63,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import checkpoint, optimizers, schedules, training
+from . import optimizers, training
 from . import runs as _runs
 from ._io import atomic_file, write_text_atomic
-from .config import Config, Sweep, build_network, dumps, expand, lookup, run_name
+from .config import Config, Sweep, dumps, expand, lookup, run_name
 from .errors import FnbackpropError
 from .training import DivergenceError, epoch_compiles
 
@@ -218,15 +219,17 @@ def run_sweep(
                 how = " as one vmapped program" if len(names) > 1 else ""
                 echo(f"{what} of {len(sweep.runs)}{how}: {', '.join(names)}")
             count += len(names)
-            options = {"progress": progress, "echo": echo, "overwrite": overwrite, "label": label}
+            load = functools.partial(_loaded, cache=data, data_dir=data_dir, progress=progress)
+            options = {"echo": echo, "overwrite": overwrite, "label": label}
             if len(names) > 1:
-                runs_ = _vmapped_runs(items, folders, data, data_dir, **options)
+                runs_ = _vmapped_runs(items, folders, load, **options)
             else:
                 (name, values, config) = items[0]
                 folder = folders[name]
                 runs_ = [
-                    _one_run(name, values, config, folder, data, data_dir, resume=resume, **options)
-                ]
+                    _one_run(name, values, config, folder, load, data_dir, progress=progress,
+                             resume=resume, **options)
+                ]  # fmt: skip
             for run in runs_:
                 done[run.name] = run
             summary = summarize(sweep.axes, _in_order(sweep, done), before=before)
@@ -286,86 +289,87 @@ def _groups(sweep: Sweep, strategy: str) -> list[list[str]]:
     return groups
 
 
-def _vmapped_runs(items, folders, data, data_dir, *, progress, echo, overwrite, label):
-    """Runs that differ only in `VALUE_KEYS`, trained as one vmapped program, each written to
-    its own folder exactly as `run_training` writes a run (config, metrics after every epoch,
-    checkpoint and best checkpoint, curve). A run that stops early or diverges is frozen while
-    the others go on."""
+def _loaded(config: Config, *, cache: dict, data_dir, progress: bool) -> tuple:
+    """The `(train, evaluation)` arrays of `config`, loaded once for all the runs that use the
+    same data, dtype and number of outputs."""
+    key = (config.data, config.training.dtype, config.network.sizes[-1], str(data_dir))
+    if key not in cache:
+        train, evaluation, _ = _runs.prepare_data(config, data_dir, progress=progress)
+        cache[key] = (train, evaluation)
+    return cache[key]
+
+
+def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
+    """Runs that differ only in `VALUE_KEYS`, trained as one vmapped program. Each is prepared,
+    recorded and written as `run_training` does it (`prepare_run`, `record_epoch`, `save_epoch`,
+    `save_curve`): its folder holds the same files. A run that stops early or diverges is frozen
+    while the others go on."""
     names = [name for name, _, _ in items]
     configs = [config for _, _, config in items]
-    first = configs[0]
-    t = first.training
-    key = (first.data, t.dtype, first.network.sizes[-1], str(data_dir))
-    if key not in data:
-        train_, evaluation, _ = _runs.prepare_data(first, data_dir, progress=progress)
-        data[key] = (train_, evaluation)
-    train, evaluation = data[key]
-    net = build_network(first)
-    n = int(train[0].shape[0])
-    key_init, key_train = jax.random.split(jax.random.key(t.seed))  # one seed for the group
-    params = net.init(key_init, first.network.init, _runs._dtype(first))
-    rules = [_runs._optimizer(c, n) for c in configs]
+    started = [_runs.prepare_run(c, data=load(c)) for c in configs]  # one seed: the same start
+    net, key_train, train, evaluation = (
+        started[0].net, started[0].key, started[0].train, started[0].evaluation
+    )  # fmt: skip
+    options = [run.options for run in started]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)  # noqa: E731
-    P = stack([params] * len(items))
-    S = stack([o.init(params) for o in rules])
-    p = jnp.asarray([c.training.dropout for c in configs], train[0].dtype)
-    per_run_schedules = [_runs._schedule(c) for c in configs]
-    monitor = t.monitor_training_cost or t.monitor_training_accuracy
+    P = stack([run.state.params for run in started])
+    S = stack([run.state.opt_state for run in started])
+    p = jnp.asarray([o.dropout for o in options], train[0].dtype)
+    o = options[0]  # the structure the group shares
     epoch = training.make_vmapped_epoch(
-        net, rules[0], gradient=t.gradient, mini_batch_size=t.mini_batch_size,
-        dropout=t.dropout > 0,
+        net, o.optimizer, gradient=o.gradient, mini_batch_size=o.mini_batch_size,
+        dropout=o.dropout > 0,
     )  # fmt: skip
     histories: list[list[dict]] = [[] for _ in items]
     active = [True] * len(items)
     diverged: list[str | None] = [None] * len(items)
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack_:
-        for name, config in zip(names, configs, strict=True):
+    started_at = time.perf_counter()
+    with contextlib.ExitStack() as held:
+        labels = [f"{label} {name}".strip() for name in names]
+        for k, (name, config) in enumerate(zip(names, configs, strict=True)):
             if folders[name] is not None:
-                stack_.enter_context(_runs.RunLock(folders[name]))
-                _runs._prepare_folder(folders[name], config, resume=False, overwrite=overwrite)
-        for e in range(t.epochs):
+                claim = _runs.claim_folder(
+                    folders[name], config, overwrite=overwrite, label=labels[k]
+                )
+                labels[k] = held.enter_context(claim)
+        for e in range(o.epochs):
             if not any(active):
                 break
             tick = time.perf_counter()
-            pairs = zip(per_run_schedules, histories, strict=True)
-            etas = [schedule(history)[0] for schedule, history in pairs]
+            etas = [run.schedule(h)[0] for run, h in zip(options, histories, strict=True)]
             S = optimizers.with_hyperparameters(S, learning_rate=jnp.asarray(etas))
             new_P, new_S = epoch(P, S, jax.random.fold_in(key_train, e), *train, p)
-            scores = training.score_many(net, new_P, evaluation, train if monitor else None)
+            train_scores = train if options[0].monitor_training else None
+            scores = training.score_many(net, new_P, evaluation, train_scores)
             seconds = (time.perf_counter() - tick) / sum(active)
             keep = list(active)
             for k in (k for k in range(len(items)) if active[k]):
                 params_k = jax.tree.map(lambda x, k=k: x[k], new_P)
                 state_k = jax.tree.map(lambda x, k=k: x[k], new_S)
-                metrics = {"epoch": e, "eta": etas[k], **scores[k], "seconds": seconds}
-                if monitor:
-                    metrics["training_cost"] += float(optimizers.regularization(params_k, state_k))
+                folder = folders[names[k]]
                 try:
-                    training.check_finite(e, params_k, state_k, metrics)
+                    metrics = training.record_epoch(
+                        histories[k], options[k], epoch=e, eta=etas[k], scores=scores[k],
+                        params=params_k, opt_state=state_k, seconds=seconds,
+                    )  # fmt: skip
                 except DivergenceError as err:
+                    err = _runs.last_good(err, folder, histories[k])
                     diverged[k], active[k], keep[k] = str(err), False, False
                     if echo is not None:
                         echo(f"[{names[k]}] diverged: {err}")
                     continue
-                histories[k].append(metrics)
-                metrics["best_epoch"] = schedules.best_epoch(histories[k])
-                reason = schedules.stop_reason(
-                    histories[k], configs[k].training.early_stopping, per_run_schedules[k]
-                )
-                if reason:
-                    metrics["stopped"] = reason
+                if metrics.get("stopped"):
                     active[k] = False
-                histories[k][-1] = _runs._monitored(metrics, configs[k].training)
-                _record(folders[names[k]], net, params_k, state_k, e, key_train, histories[k])
+                if folder is not None:
+                    state = training.TrainState(params_k, state_k, e + 1)
+                    _runs.save_epoch(folder, net, state, key_train, histories[k])
                 if echo is not None:
-                    echo(f"[{names[k]}] {_runs.book_line(histories[k][-1])}")
+                    echo(f"[{names[k]}] {_runs.book_line(metrics)}")
             P, S = _keep(jnp.asarray(keep), (new_P, new_S), (P, S))
-        for name, config, history in zip(names, configs, histories, strict=True):
-            if folders[name] is not None and history:
-                title = _runs._title(config, f"{label} {name}".strip())
-                _runs.plot_learning_curve(history, folders[name] / _runs.CURVE, title=title)
-    seconds = (time.perf_counter() - started) / len(items)
+        for k, (name, config) in enumerate(zip(names, configs, strict=True)):
+            if folders[name] is not None and histories[k]:
+                _runs.save_curve(folders[name], config, histories[k], labels[k])
+    seconds = (time.perf_counter() - started_at) / len(items)
     return [
         SweepRun(
             name, values, config, folders[name], history, seconds, why,
@@ -386,24 +390,9 @@ def _keep(mask, new, old):
     return jax.tree.map(where, new, old)
 
 
-def _record(folder, net, params, opt_state, epoch: int, key, metrics: list[dict]) -> None:
-    """A run's files after an epoch, as `run_training` writes them (best, metrics, checkpoint)."""
-    if folder is None:
-        return
-    state = training.TrainState(params, opt_state, epoch + 1)
-    if metrics[-1].get("best_epoch") == epoch:
-        checkpoint.save(folder / _runs.BEST, net, state, key, metrics)
-    _runs._write_metrics(folder, metrics)
-    checkpoint.save(folder / _runs.CHECKPOINT, net, state, key, metrics)
-
-
 def _one_run(
-    name, values, config, folder, data, data_dir, *, progress, echo, overwrite, resume, label
+    name, values, config, folder, load, data_dir, *, progress, echo, overwrite, resume, label
 ) -> SweepRun:
-    key = (config.data, config.training.dtype, config.network.sizes[-1], str(data_dir))
-    if key not in data:
-        train, evaluation, _ = _runs.prepare_data(config, data_dir, progress=progress)
-        data[key] = (train, evaluation)
     prefix = f"[{name}] " if name else ""
     say = None if echo is None else (lambda line: echo(prefix + line))
     resume_this = bool(resume and folder is not None and (folder / _runs.CHECKPOINT).is_file())
@@ -418,7 +407,7 @@ def _one_run(
             data_dir=data_dir,
             progress=progress,
             echo=say,
-            data=data[key],
+            data=load(config),
             label=f"{label} {name}".strip(),
         )
         metrics, params = result.metrics, result.params

@@ -270,20 +270,26 @@ def _finished(config: Config, metrics: list[dict], epoch: int) -> str | None:
     return None
 
 
-def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -> Config:
+def resumed_config(
+    folder: "str | os.PathLike", overrides: Iterable[str] = (), saved: Config | None = None
+) -> Config:
     """The config of the run saved in `folder`, with `--set training.epochs=N` applied.
 
     Any other override is refused, saying why: it would make the resumed run differ from the one
-    in `folder`. More epochs are refused too for a schedule that depends on the run's length (η
-    of every epoch would change) and for fewer epochs than are done.
+    in `folder`. Once an epoch is done, more epochs are refused for a schedule that depends on
+    the run's length (η of every epoch would change), and so are fewer epochs than are done.
+    `saved`: the config to take where `folder` holds none yet (a sweep's run not started).
     """
     folder = Path(folder)
-    if not (folder / CONFIG).is_file():
+    if (folder / CONFIG).is_file():
+        config = load(folder / CONFIG)
+    elif saved is not None:
+        config = saved
+    else:
         raise FnbackpropError(
             f"nothing to resume in {folder}: no {CONFIG} there "
             "(give the --out folder of an earlier run)"
         )
-    config = load(folder / CONFIG)
     epochs = None
     for item in overrides:
         key, _, value = item.partition("=")
@@ -308,7 +314,7 @@ def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -
             f"--set training.epochs={epochs}: the run in {folder} has {done} epochs done "
             f"already; give more than {done} to train further"
         )
-    if not is_length_free(t.schedule):
+    if done and not is_length_free(t.schedule):
         raise FnbackpropError(
             f"--set training.epochs={epochs}: the run in {folder} uses training.schedule = "
             f"{t.schedule!r}, whose η depends on the number of epochs: extending it would make "

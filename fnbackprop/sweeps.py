@@ -62,6 +62,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import optimizers, training
 from . import runs as _runs
@@ -80,6 +81,8 @@ __all__ = [
     "as_sweep",
     "book_lines",
     "grid",
+    "over_seeds",
+    "run_figures",
     "run_sweep",
     "summarize",
 ]
@@ -460,6 +463,39 @@ def _prepare_sweep_folder(out: Path, sweep: Sweep, *, overwrite: bool, resume: b
 # -- the summary ----------------------------------------------------------------------------------
 
 
+def run_figures(metrics: Sequence[dict]) -> dict:
+    """A run's figures from its per-epoch metrics: the best test and validation accuracies and
+    their epochs (the first, on a tie), the test accuracy at the best validation epoch, and the
+    final accuracies; {} for a run without an epoch."""
+    if not metrics:
+        return {}
+    test = [e["test_accuracy"] for e in metrics]
+    validation = [e["validation_accuracy"] for e in metrics]
+    best_val = max(range(len(metrics)), key=lambda i: (validation[i], -i))
+    best_test = max(range(len(metrics)), key=lambda i: (test[i], -i))
+    return {
+        "best_test_accuracy": test[best_test],
+        "best_test_epoch": metrics[best_test]["epoch"],
+        "best_validation_accuracy": validation[best_val],
+        "best_validation_epoch": metrics[best_val]["epoch"],
+        "test_at_best_validation": test[best_val],
+        "final_test_accuracy": test[-1],
+        "final_validation_accuracy": validation[-1],
+    }
+
+
+def over_seeds(values: Sequence[float]) -> dict[str, float | None]:
+    """`max`, `mean` and `median` of one figure over the runs (seeds) of a group; each None for
+    no runs."""
+    if not values:
+        return {"max": None, "mean": None, "median": None}
+    return {
+        "max": max(values),
+        "mean": float(np.mean(values)),
+        "median": statistics.median(values),
+    }
+
+
 def _run_summary(run: SweepRun) -> dict:
     m = run.metrics
     record: dict = {
@@ -472,21 +508,7 @@ def _run_summary(run: SweepRun) -> dict:
         "diverged": run.diverged,
         "stopped": m[-1].get("stopped") if m else None,
     }
-    if m:
-        test = [e["test_accuracy"] for e in m]
-        validation = [e["validation_accuracy"] for e in m]
-        best_val = max(range(len(m)), key=lambda i: (validation[i], -i))
-        best_test = max(range(len(m)), key=lambda i: (test[i], -i))
-        record |= {
-            "best_test_accuracy": test[best_test],
-            "best_test_epoch": m[best_test]["epoch"],
-            "best_validation_accuracy": validation[best_val],
-            "best_validation_epoch": m[best_val]["epoch"],
-            "test_at_best_validation": test[best_val],
-            "final_test_accuracy": test[-1],
-            "final_validation_accuracy": validation[-1],
-        }
-    return record
+    return record | run_figures(m)
 
 
 def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: int = 0) -> dict:
@@ -510,14 +532,15 @@ def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: in
         entry: dict = {"name": name, "values": group["values"], "runs": len(group["runs"])}
         if trained:
             best = [r["best_test_accuracy"] for r in trained]
+            best_test = over_seeds(best)
+            final_test = over_seeds([r["final_test_accuracy"] for r in trained])
+            best_validation = over_seeds([r["best_validation_accuracy"] for r in trained])
             entry |= {
                 "seeds": [r["seed"] for r in trained],
-                "best_test_max": max(best),
-                "best_test_median": statistics.median(best),
-                "final_test_median": statistics.median(r["final_test_accuracy"] for r in trained),
-                "best_validation_median": statistics.median(
-                    r["best_validation_accuracy"] for r in trained
-                ),
+                "best_test_max": best_test["max"],
+                "best_test_median": best_test["median"],
+                "final_test_median": final_test["median"],
+                "best_validation_median": best_validation["median"],
                 "stalled": sum(b < STALLED_BELOW for b in best),
                 "diverged": sum(r["diverged"] is not None for r in group["runs"]),
             }

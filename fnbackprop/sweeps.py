@@ -310,15 +310,14 @@ def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
     names = [name for name, _, _ in items]
     configs = [config for _, _, config in items]
     started = [_runs.prepare_run(c, data=load(c)) for c in configs]  # one seed: the same start
-    net, key_train, train, evaluation = (
-        started[0].net, started[0].key, started[0].train, started[0].evaluation
-    )  # fmt: skip
+    first = started[0]
+    net, key_train, train, evaluation = first.net, first.key, first.train, first.evaluation
     options = [run.options for run in started]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)  # noqa: E731
     P = stack([run.state.params for run in started])
     S = stack([run.state.opt_state for run in started])
-    p = jnp.asarray([o.dropout for o in options], train[0].dtype)
-    o = options[0]  # the structure the group shares
+    p = jnp.asarray([run.dropout for run in options], train[0].dtype)
+    o = first.options  # the structure the group shares
     epoch = training.make_vmapped_epoch(
         net, o.optimizer, gradient=o.gradient, mini_batch_size=o.mini_batch_size,
         dropout=o.dropout > 0,

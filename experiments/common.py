@@ -399,39 +399,42 @@ def _echo(prefix: str, line: str) -> None:
     print(prefix, line, flush=True)
 
 
+#: The experiments' names for the figures of `fnbackprop.sweeps.run_figures`.
+RUN_FIGURES = {
+    "best_epoch": "best_test_epoch",
+    "best_test": "best_test_accuracy",
+    "final_test": "final_test_accuracy",
+    "best_validation": "best_validation_accuracy",
+    "final_validation": "final_validation_accuracy",
+}
+
+
 def run_record(seed: int, metrics: list[dict], seconds: float, diverged: str | None) -> dict:
-    test = [m["test_accuracy"] for m in metrics]
-    validation = [m["validation_accuracy"] for m in metrics]
+    """One run's record: its accuracies per epoch and, after an epoch, its best and final
+    figures (`fnbackprop.sweeps.run_figures`, named as in `RUN_FIGURES`)."""
+    figures = sweeps.run_figures(metrics)
     record = {
         "seed": seed,
         "seconds": seconds,  # wall time of the whole run: data, compilation, epochs, evaluation
         "epoch_seconds": [m["seconds"] for m in metrics],
-        "test_accuracy": test,
-        "validation_accuracy": validation,
+        "test_accuracy": [m["test_accuracy"] for m in metrics],
+        "validation_accuracy": [m["validation_accuracy"] for m in metrics],
         "test_correct": [m["test_correct"] for m in metrics],
         "diverged": diverged,
     }
-    if test:
-        best = int(np.argmax(test))
-        record |= {
-            "best_epoch": best,
-            "best_test": test[best],
-            "final_test": test[-1],
-            "best_validation": max(validation),
-            "final_validation": validation[-1],
-        }
+    if figures:
+        record |= {name: figures[key] for name, key in RUN_FIGURES.items()}
     return record
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Best of the seeds, mean and median over seeds of each figure, mean wall time per run."""
+    """Best of the seeds, mean and median over seeds of each figure
+    (`fnbackprop.sweeps.over_seeds`), mean wall time per run."""
     done = [r for r in runs if "best_test" in r]
     summary: dict = {"seconds_per_run": float(np.mean([r["seconds"] for r in runs]))}
     for key in ("best_test", "final_test", "best_validation", "final_validation"):
-        values = [r[key] for r in done]
-        summary[f"{key}_max"] = max(values) if values else None
-        summary[f"{key}_mean"] = float(np.mean(values)) if values else None
-        summary[f"{key}_median"] = float(np.median(values)) if values else None
+        figures = sweeps.over_seeds([r[key] for r in done])
+        summary |= {f"{key}_{name}": value for name, value in figures.items()}
     return summary
 
 

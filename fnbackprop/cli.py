@@ -124,60 +124,39 @@ def _train(args) -> int:
     from . import runs, sharding, sweeps
 
     sharding.initialize(args.coordinator, args.num_processes, args.process_id)
-    label = " ".join(f"--set {o}" for o in args.overrides)
-    echo = functools.partial(print, flush=True)  # one whole line per epoch, even into a pipe
     if args.resume:
         if args.config:
             raise FnbackpropError("--resume DIR continues DIR's own config: give no CONFIG")
         if args.overwrite:
             raise FnbackpropError("--resume continues a run and --overwrite replaces it: give one")
-        folder = Path(args.resume)
-        if (folder / sweeps.SWEEP_CONFIG).is_file():  # a sweep: continue every run
-            sweep = configs.load_sweep(folder / sweeps.SWEEP_CONFIG)
-            if args.overrides:
-                sweep = _extended(sweep, folder, args.overrides)
-            _enable_x64(jax, sweep.runs.values())
-            sweeps.run_sweep(sweep, folder, resume=True, data_dir=args.data_dir,
-                             progress=not args.quiet, label=label, echo=echo)  # fmt: skip
-            return 0
-        config = runs.resumed_config(folder, args.overrides)
-        _enable_x64(jax, [config])
-        runs.run_training(
-            config,
-            folder,
-            resume=True,
-            data_dir=args.data_dir,
-            progress=not args.quiet,
-            echo=echo,
-        )
-        return 0
-    if not args.config:
-        raise FnbackpropError("train needs a CONFIG file (or --resume DIR)")
-    sweep = configs.load_sweep(args.config, args.overrides)
-    out = args.out
-    if out is None:
-        out = runs.default_out(args.config)
-        print(f"fnbackprop: no --out given: saving in {out}", flush=True)
+        out = Path(args.resume)
+        sweep = _resumed(out, args.overrides)
+    else:
+        if not args.config:
+            raise FnbackpropError("train needs a CONFIG file (or --resume DIR)")
+        sweep = configs.load_sweep(args.config, args.overrides)
+        out = args.out
+        if out is None:
+            out = runs.default_out(args.config)
+            print(f"fnbackprop: no --out given: saving in {out}", flush=True)
     _enable_x64(jax, sweep.runs.values())
+    how = {
+        "resume": bool(args.resume),
+        "overwrite": args.overwrite,
+        "data_dir": args.data_dir,
+        "progress": not args.quiet,
+        "label": " ".join(f"--set {o}" for o in args.overrides),
+        "echo": functools.partial(print, flush=True),  # one whole line per epoch, even in a pipe
+    }
     try:
         if sweep.axes:
-            sweeps.run_sweep(sweep, out, overwrite=args.overwrite, data_dir=args.data_dir,
-                             progress=not args.quiet, label=label, echo=echo,
-                             strategy=args.sweep_strategy)  # fmt: skip
-            return 0
-        (config,) = sweep.runs.values()
-        runs.run_training(
-            config,
-            out,
-            overwrite=args.overwrite,
-            data_dir=args.data_dir,
-            progress=not args.quiet,
-            label=label,
-            echo=echo,
-        )
+            sweeps.run_sweep(sweep, out, strategy=args.sweep_strategy, **how)
+        else:
+            (config,) = sweep.runs.values()
+            runs.run_training(config, out, **how)
     except BaseException:
-        if args.out is None:  # the folder we chose: leave nothing if no epoch was saved
-            _discard_unstarted(Path(out))
+        if args.out is None and not args.resume:  # the folder we chose: leave nothing if
+            _discard_unstarted(Path(out))  # no epoch was saved
         raise
     return 0
 
@@ -199,34 +178,23 @@ def _enable_x64(jax, configs) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-def _extended(sweep, folder: Path, overrides: list[str]):
-    """A saved sweep with `--set training.epochs=N` applied to every run (nothing else may
-    change: see `runs.resumed_config`)."""
-    import dataclasses
-
-    from .config import Sweep
+def _resumed(folder: Path, overrides: list[str]):
+    """The run or sweep saved in `folder` as a `Sweep` (a run: no axes, one run), with
+    `--set training.epochs=N` applied to every run (nothing else may change: see
+    `runs.resumed_config`)."""
+    from .config import Sweep, load_sweep
     from .runs import resumed_config
+    from .sweeps import SWEEP_CONFIG
 
-    extended = {}
-    for name, config in sweep.runs.items():
-        run = folder / name
-        if (run / "config.toml").is_file():
-            extended[name] = resumed_config(run, overrides)
-        else:  # not started yet: the new length, checked like the others
-            new = [o for o in overrides if o.partition("=")[0].strip() == "training.epochs"]
-            if len(new) != len(overrides):
-                bad = next(o for o in overrides if o not in new)
-                raise FnbackpropError(
-                    f"--set {bad}: --resume continues the sweep in {folder} as it was "
-                    "configured; only training.epochs may change"
-                )
-            try:
-                n = int(new[-1].partition("=")[2])
-            except ValueError:
-                message = f"--set {new[-1]}: training.epochs must be an integer"
-                raise FnbackpropError(message) from None
-            training = dataclasses.replace(config.training, epochs=n)
-            extended[name] = dataclasses.replace(config, training=training)
+    if not (folder / SWEEP_CONFIG).is_file():
+        return Sweep({}, {"": resumed_config(folder, overrides)})
+    sweep = load_sweep(folder / SWEEP_CONFIG)
+    if not overrides:
+        return sweep
+    extended = {
+        name: resumed_config(folder / name, overrides, saved=config)
+        for name, config in sweep.runs.items()
+    }
     return Sweep(sweep.axes, extended)
 
 

@@ -75,7 +75,9 @@ __all__ = [
     "expand",
     "load",
     "load_sweep",
+    "lookup",
     "parse",
+    "run_name",
 ]
 
 DTYPES = ("float32", "float64")
@@ -245,7 +247,6 @@ def expand(
                 if len(set(map(repr, value))) != len(value):
                     raise ConfigError(f"{where}: {section}.{key} lists a value twice: {value}")
                 axes[f"{section}.{key}"] = list(value)
-    short = _short_names(list(axes))
     runs: dict[str, Config] = {}
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values, strict=True))
@@ -255,16 +256,24 @@ def expand(
             one[section][name] = value
         config = parse(one, source=source, sources=sources)
         # named by the values as read (eta = 1 and 1.0 are one run, named eta=1.0)
-        name = ",".join(f"{short[k]}={_show(_field(config, k))}" for k in point)
+        name = run_name({k: lookup(config, k) for k in point})
         if name in runs:
             raise ConfigError(f"{source}: two runs of the sweep are the same run, {name}")
         runs[name] = config
     return Sweep(axes, runs)
 
 
-def _field(config: "Config", key: str) -> Any:
+def lookup(config: Config, key: str) -> Any:
+    """The value of `key` ("training.eta", "section.name") in `config`."""
     section, name = key.split(".", 1)
     return getattr(getattr(config, section), name)
+
+
+def run_name(values: Mapping[str, Any]) -> str:
+    """The name of a sweep's run (or of a group of runs) from its swept values: `key=value`
+    joined by commas, the key without its section where that is unambiguous (`eta=0.1,seed=2`)."""
+    short = _short_names(list(values))
+    return ",".join(f"{short[k]}={_show(v)}" for k, v in values.items())
 
 
 def _short_names(keys: list[str]) -> dict[str, str]:

@@ -39,7 +39,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from . import checkpoint, sharding
 from ._io import atomic_file, write_text_atomic
@@ -49,7 +48,7 @@ from .errors import ConfigError, FnbackpropError
 from .network import Network, Params
 from .optimizers import make_optimizer
 from .schedules import is_length_free, make_schedule
-from .training import DivergenceError, TrainState, fit
+from .training import DivergenceError, FitOptions, TrainState, fit
 
 try:
     import fcntl
@@ -63,16 +62,23 @@ __all__ = [
     "CURVE",
     "LOCK",
     "METRICS",
+    "Run",
     "RunLock",
     "RunResult",
     "book_line",
+    "claim_folder",
     "default_out",
+    "fit_options",
     "holds_run",
+    "last_good",
     "load_run",
     "plot_learning_curve",
     "prepare_data",
+    "prepare_run",
     "resumed_config",
     "run_training",
+    "save_curve",
+    "save_epoch",
 ]
 
 CONFIG, METRICS, CHECKPOINT, BEST, CURVE, LOCK = (
@@ -225,10 +231,12 @@ def run_training(
             f"nothing to resume: no {CHECKPOINT} in {out} (give the folder of an earlier run)"
         )
     writer = out is not None and jax.process_index() == 0
-    with RunLock(out) if writer else contextlib.nullcontext():
-        if writer:
-            label = _prepare_folder(out, config, resume=resume, overwrite=overwrite, label=label)
-        run = _start(config, data_dir, progress, data)
+    with (
+        claim_folder(out, config, resume=resume, overwrite=overwrite, label=label)
+        if writer
+        else contextlib.nullcontext(label)
+    ) as label:
+        run = prepare_run(config, data_dir, progress=progress, data=data)
         metrics: list[dict] = []
         if resume:
             run, metrics = _resume(run, out)
@@ -262,20 +270,26 @@ def _finished(config: Config, metrics: list[dict], epoch: int) -> str | None:
     return None
 
 
-def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -> Config:
+def resumed_config(
+    folder: "str | os.PathLike", overrides: Iterable[str] = (), saved: Config | None = None
+) -> Config:
     """The config of the run saved in `folder`, with `--set training.epochs=N` applied.
 
     Any other override is refused, saying why: it would make the resumed run differ from the one
-    in `folder`. More epochs are refused too for a schedule that depends on the run's length (η
-    of every epoch would change) and for fewer epochs than are done.
+    in `folder`. Once an epoch is done, more epochs are refused for a schedule that depends on
+    the run's length (η of every epoch would change), and so are fewer epochs than are done.
+    `saved`: the config to take where `folder` holds none yet (a sweep's run not started).
     """
     folder = Path(folder)
-    if not (folder / CONFIG).is_file():
+    if (folder / CONFIG).is_file():
+        config = load(folder / CONFIG)
+    elif saved is not None:
+        config = saved
+    else:
         raise FnbackpropError(
             f"nothing to resume in {folder}: no {CONFIG} there "
             "(give the --out folder of an earlier run)"
         )
-    config = load(folder / CONFIG)
     epochs = None
     for item in overrides:
         key, _, value = item.partition("=")
@@ -300,7 +314,7 @@ def resumed_config(folder: "str | os.PathLike", overrides: Iterable[str] = ()) -
             f"--set training.epochs={epochs}: the run in {folder} has {done} epochs done "
             f"already; give more than {done} to train further"
         )
-    if not is_length_free(t.schedule):
+    if done and not is_length_free(t.schedule):
         raise FnbackpropError(
             f"--set training.epochs={epochs}: the run in {folder} uses training.schedule = "
             f"{t.schedule!r}, whose η depends on the number of epochs: extending it would make "
@@ -316,19 +330,28 @@ def _epochs_done(folder: Path) -> int:
         return 0
 
 
-class _Run(NamedTuple):
-    """What a run is made of before its first epoch."""
+class Run(NamedTuple):
+    """What a run is made of before its first epoch (`prepare_run`)."""
 
     net: Network
     state: TrainState
     key: jax.Array  # the training key; epoch e shuffles with fold_in(key, e)
-    optimizer: optax.GradientTransformation
+    options: FitOptions
     train: tuple
     evaluation: dict
 
 
-def _start(config: Config, data_dir, progress: bool, data: tuple | None = None) -> _Run:
-    """The network, optimizer, initial state and keys, and the data on the device(s)."""
+def prepare_run(
+    config: Config,
+    data_dir: "str | os.PathLike | None" = None,
+    *,
+    progress: bool = True,
+    data: tuple | None = None,
+) -> Run:
+    """The network, its initial state, the training key, the `FitOptions` and the data on the
+    device(s) of the run `config` describes (`data`: the `(train, evaluation)` of `prepare_data`,
+    when already loaded). The seed gives two keys: one draws the initial weights, the other
+    shuffles every epoch."""
     dtype = _dtype(config)
     net = build_network(config)
     t = config.training
@@ -340,84 +363,93 @@ def _start(config: Config, data_dir, progress: bool, data: tuple | None = None) 
         train, evaluation = data
     if mesh is not None:  # the data once on every device; each epoch splits every mini-batch
         train, evaluation = sharding.replicate((train, evaluation), mesh)
-    optimizer = _optimizer(config, int(train[0].shape[0]))
+    options = fit_options(config, int(train[0].shape[0]))
     params = net.init(key_init, config.network.init, dtype)
-    state = TrainState(params, optimizer.init(params), 0)
-    return _Run(net, state, key_train, optimizer, train, evaluation)
+    state = TrainState(params, options.optimizer.init(params), 0)
+    return Run(net, state, key_train, options, train, evaluation)
 
 
-def _optimizer(config: Config, n: int) -> optax.GradientTransformation:
+def fit_options(config: Config, n: int) -> FitOptions:
+    """How `fit` trains the run `config` describes on n training examples: its `[training]`
+    section, with the optimizer (λ/n and λ₁/n for this n) and the schedule built."""
     t = config.training
-    return make_optimizer(t.optimizer, t.eta, lmbda=t.lmbda, n=n, momentum=t.momentum, l1=t.l1)
+    return FitOptions(
+        epochs=t.epochs,
+        optimizer=make_optimizer(
+            t.optimizer, t.eta, lmbda=t.lmbda, n=n, momentum=t.momentum, l1=t.l1
+        ),
+        mini_batch_size=t.mini_batch_size,
+        gradient=t.gradient,
+        devices=t.devices,
+        dropout=t.dropout,
+        monitor_training_cost=t.monitor_training_cost,
+        monitor_training_accuracy=t.monitor_training_accuracy,
+        early_stopping=t.early_stopping,
+        schedule=make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args)),
+    )
 
 
-def _resume(run: _Run, out: Path) -> tuple[_Run, list[dict]]:
+def _resume(run: Run, out: Path) -> tuple[Run, list[dict]]:
     """The run as its checkpoint in `out` left it, and the metrics of its epochs."""
     state, key, header = checkpoint.load(out / CHECKPOINT, run.net, run.state)
     return run._replace(state=state, key=key), list(header["metrics"])
 
 
-def _train(config: Config, run: _Run, metrics: list[dict], out, progress: bool, echo, label):
+def _train(config: Config, run: Run, metrics: list[dict], out, progress: bool, echo, label):
     """The epochs: each one's metrics appended, its files written, its line printed."""
-    t = config.training
     state = run.state
-    schedule = _schedule(config)
-    monitor = t.monitor_training_cost or t.monitor_training_accuracy
-    bar = _Progress(t.epochs, state.epoch, progress, echo)
+    bar = _Progress(run.options.epochs, state.epoch, progress, echo)
     try:
-        for epoch_state, epoch_metrics in fit(
-            run.net,
-            run.state,
-            run.train,
-            run.evaluation,
-            epochs=t.epochs,
-            mini_batch_size=t.mini_batch_size,
-            optimizer=run.optimizer,
-            gradient=t.gradient,
-            key=run.key,
-            devices=t.devices,
-            dropout=t.dropout,
-            monitor_training=monitor,
-            early_stopping=t.early_stopping,
-            schedule=schedule,
+        for state, epoch_metrics in fit(
+            run.net, run.state, run.train, run.evaluation, run.options, key=run.key,
             history=metrics,
-        ):
-            state = epoch_state
-            epoch_metrics = _monitored(epoch_metrics, t)
+        ):  # fmt: skip
             metrics.append(epoch_metrics)
             if out is not None:
-                if epoch_metrics.get("best_epoch") == epoch_metrics["epoch"]:
-                    checkpoint.save(out / BEST, run.net, state, run.key, metrics)
-                _write_metrics(out, metrics)
-                checkpoint.save(out / CHECKPOINT, run.net, state, run.key, metrics)
+                save_epoch(out, run.net, state, run.key, metrics)
             bar.epoch(epoch_metrics)
     except DivergenceError as err:
-        if out is None or not metrics:
-            raise
-        plot_learning_curve(metrics, out / CURVE, title=_title(config, label))
-        raise DivergenceError(
-            f"{err}; {out / CHECKPOINT} keeps epoch {metrics[-1]['epoch']}, the last good one"
-        ) from None
+        if out is not None and metrics:
+            save_curve(out, config, metrics, label)
+        raise last_good(err, out, metrics) from None
     finally:
         bar.close()
     if out is not None and metrics:
-        plot_learning_curve(metrics, out / CURVE, title=_title(config, label))
+        save_curve(out, config, metrics, label)
     return state
 
 
-def _schedule(config: Config):
-    t = config.training
-    return make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args))
+def save_epoch(
+    out: "str | os.PathLike", net: Network, state: TrainState, key: jax.Array, metrics: list[dict]
+) -> None:
+    """A run's files after an epoch, each written atomically: `best.eqx` when the epoch is the
+    best so far, `metrics.jsonl` (every epoch so far), `checkpoint.eqx` (`state`, the training
+    `key` and the metrics)."""
+    out = Path(out)
+    if metrics[-1].get("best_epoch") == metrics[-1]["epoch"]:
+        checkpoint.save(out / BEST, net, state, key, metrics)
+    _write_metrics(out, metrics)
+    checkpoint.save(out / CHECKPOINT, net, state, key, metrics)
 
 
-def _monitored(metrics: dict, t) -> dict:
-    """The epoch's metrics without the training scores the config did not ask for."""
-    drop = set()
-    if not t.monitor_training_cost:
-        drop.add("training_cost")
-    if not t.monitor_training_accuracy:
-        drop |= {"training_correct", "training_total", "training_accuracy"}
-    return {k: v for k, v in metrics.items() if k not in drop}
+def save_curve(
+    out: "str | os.PathLike", config: Config, metrics: list[dict], label: str = ""
+) -> None:
+    """The run's `learning_curve.png`, titled by its config (and `label`, on a line of its
+    own)."""
+    plot_learning_curve(metrics, Path(out) / CURVE, title=_title(config, label))
+
+
+def last_good(
+    err: DivergenceError, out: "str | os.PathLike | None", metrics: list[dict]
+) -> DivergenceError:
+    """The error of a run that diverged, naming the checkpoint in `out` that keeps its last good
+    epoch (`err` itself when no epoch was saved)."""
+    if out is None or not metrics:
+        return err
+    return DivergenceError(
+        f"{err}; {Path(out) / CHECKPOINT} keeps epoch {metrics[-1]['epoch']}, the last good one"
+    )
 
 
 class _Progress:
@@ -481,7 +513,7 @@ def load_run(
     dtype = _dtype(config)
     net = build_network(config)
     params = net.init(jax.random.key(0), config.network.init, dtype)
-    optimizer = _optimizer(config, config.data.train_size)
+    optimizer = fit_options(config, config.data.train_size).optimizer
     state, _, header = checkpoint.load(ckpt, net, TrainState(params, optimizer.init(params), 0))
     return config, net, state.params, header
 
@@ -590,6 +622,23 @@ def _saved_label(out: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     return first.removeprefix(LABEL_LINE) if first.startswith(LABEL_LINE) else ""
+
+
+@contextlib.contextmanager
+def claim_folder(
+    out: "str | os.PathLike",
+    config: Config,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    label: str = "",
+) -> Iterator[str]:
+    """Hold the folder `out` for a run while the `with` block lasts: lock it (`RunLock`), refuse
+    it if it holds a run (unless `resume` or `overwrite`), clear what a killed run left, and
+    write the config, with the label on its first line; gives the run's label (a resumed run's
+    saved one first)."""
+    with RunLock(out):
+        yield _prepare_folder(Path(out), config, resume=resume, overwrite=overwrite, label=label)
 
 
 def _prepare_folder(
@@ -723,10 +772,3 @@ def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: s
     with atomic_file(path) as f:
         fig.savefig(f, format="png", dpi=100)
     return fig
-
-
-def iter_runs(folder: "str | os.PathLike") -> Iterator[Path]:
-    """The run folders directly inside `folder` (a sweep's), in name order."""
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_dir() and holds_run(path):
-            yield path

@@ -49,6 +49,7 @@ list of configs, and returns every run's metrics:
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -61,11 +62,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import checkpoint, optimizers, schedules, training
+from . import optimizers, training
 from . import runs as _runs
 from ._io import atomic_file, write_text_atomic
-from .config import Config, Sweep, build_network, dumps, expand
+from .config import Config, Sweep, dumps, expand, lookup, run_name
 from .errors import FnbackpropError
 from .training import DivergenceError, epoch_compiles
 
@@ -79,6 +81,8 @@ __all__ = [
     "as_sweep",
     "book_lines",
     "grid",
+    "over_seeds",
+    "run_figures",
     "run_sweep",
     "summarize",
 ]
@@ -141,14 +145,9 @@ def as_sweep(spec: "Sweep | Config | Mapping[str, Config] | Sequence[Config]") -
     axes = _differences(configs)
     names: dict[str, Config] = {}
     for i, c in enumerate(configs):
-        name = ",".join(f"{k.split('.', 1)[1]}={_value(c, k)}" for k in axes) or f"run-{i}"
+        name = run_name({k: lookup(c, k) for k in axes}) or f"run-{i}"
         names[name if name not in names else f"{name},run-{i}"] = c
     return Sweep(axes, names)
-
-
-def _value(config: Config, key: str) -> Any:
-    section, name = key.split(".", 1)
-    return getattr(getattr(config, section), name)
 
 
 def _differences(configs: list[Config]) -> dict[str, list]:
@@ -158,7 +157,7 @@ def _differences(configs: list[Config]) -> dict[str, list]:
             key = f"{section}.{field.name}"
             values = []
             for c in configs:
-                v = _value(c, key)
+                v = lookup(c, key)
                 if v not in values:
                     values.append(v)
             if len(values) > 1:
@@ -167,7 +166,7 @@ def _differences(configs: list[Config]) -> dict[str, list]:
 
 
 def _values(sweep: Sweep, config: Config) -> dict[str, Any]:
-    return {k: _value(config, k) for k in sweep.axes}
+    return {k: lookup(config, k) for k in sweep.axes}
 
 
 def run_sweep(
@@ -223,15 +222,17 @@ def run_sweep(
                 how = " as one vmapped program" if len(names) > 1 else ""
                 echo(f"{what} of {len(sweep.runs)}{how}: {', '.join(names)}")
             count += len(names)
-            options = {"progress": progress, "echo": echo, "overwrite": overwrite, "label": label}
+            load = functools.partial(_loaded, cache=data, data_dir=data_dir, progress=progress)
+            options = {"echo": echo, "overwrite": overwrite, "label": label}
             if len(names) > 1:
-                runs_ = _vmapped_runs(items, folders, data, data_dir, **options)
+                runs_ = _vmapped_runs(items, folders, load, **options)
             else:
                 (name, values, config) = items[0]
                 folder = folders[name]
                 runs_ = [
-                    _one_run(name, values, config, folder, data, data_dir, resume=resume, **options)
-                ]
+                    _one_run(name, values, config, folder, load, data_dir, progress=progress,
+                             resume=resume, **options)
+                ]  # fmt: skip
             for run in runs_:
                 done[run.name] = run
             summary = summarize(sweep.axes, _in_order(sweep, done), before=before)
@@ -291,86 +292,86 @@ def _groups(sweep: Sweep, strategy: str) -> list[list[str]]:
     return groups
 
 
-def _vmapped_runs(items, folders, data, data_dir, *, progress, echo, overwrite, label):
-    """Runs that differ only in `VALUE_KEYS`, trained as one vmapped program, each written to
-    its own folder exactly as `run_training` writes a run (config, metrics after every epoch,
-    checkpoint and best checkpoint, curve). A run that stops early or diverges is frozen while
-    the others go on."""
+def _loaded(config: Config, *, cache: dict, data_dir, progress: bool) -> tuple:
+    """The `(train, evaluation)` arrays of `config`, loaded once for all the runs that use the
+    same data, dtype and number of outputs."""
+    key = (config.data, config.training.dtype, config.network.sizes[-1], str(data_dir))
+    if key not in cache:
+        train, evaluation, _ = _runs.prepare_data(config, data_dir, progress=progress)
+        cache[key] = (train, evaluation)
+    return cache[key]
+
+
+def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
+    """Runs that differ only in `VALUE_KEYS`, trained as one vmapped program. Each is prepared,
+    recorded and written as `run_training` does it (`prepare_run`, `record_epoch`, `save_epoch`,
+    `save_curve`): its folder holds the same files. A run that stops early or diverges is frozen
+    while the others go on."""
     names = [name for name, _, _ in items]
     configs = [config for _, _, config in items]
-    first = configs[0]
-    t = first.training
-    key = (first.data, t.dtype, first.network.sizes[-1], str(data_dir))
-    if key not in data:
-        train_, evaluation, _ = _runs.prepare_data(first, data_dir, progress=progress)
-        data[key] = (train_, evaluation)
-    train, evaluation = data[key]
-    net = build_network(first)
-    n = int(train[0].shape[0])
-    key_init, key_train = jax.random.split(jax.random.key(t.seed))  # one seed for the group
-    params = net.init(key_init, first.network.init, _runs._dtype(first))
-    rules = [_runs._optimizer(c, n) for c in configs]
+    started = [_runs.prepare_run(c, data=load(c)) for c in configs]  # one seed: the same start
+    first = started[0]
+    net, key_train, train, evaluation = first.net, first.key, first.train, first.evaluation
+    options = [run.options for run in started]
     stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)  # noqa: E731
-    P = stack([params] * len(items))
-    S = stack([o.init(params) for o in rules])
-    p = jnp.asarray([c.training.dropout for c in configs], train[0].dtype)
-    per_run_schedules = [_runs._schedule(c) for c in configs]
-    monitor = t.monitor_training_cost or t.monitor_training_accuracy
+    P = stack([run.state.params for run in started])
+    S = stack([run.state.opt_state for run in started])
+    p = jnp.asarray([run.dropout for run in options], train[0].dtype)
+    o = first.options  # the structure the group shares
     epoch = training.make_vmapped_epoch(
-        net, rules[0], gradient=t.gradient, mini_batch_size=t.mini_batch_size,
-        dropout=t.dropout > 0,
+        net, o.optimizer, gradient=o.gradient, mini_batch_size=o.mini_batch_size,
+        dropout=o.dropout > 0,
     )  # fmt: skip
     histories: list[list[dict]] = [[] for _ in items]
     active = [True] * len(items)
     diverged: list[str | None] = [None] * len(items)
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack_:
-        for name, config in zip(names, configs, strict=True):
+    started_at = time.perf_counter()
+    with contextlib.ExitStack() as held:
+        labels = [f"{label} {name}".strip() for name in names]
+        for k, (name, config) in enumerate(zip(names, configs, strict=True)):
             if folders[name] is not None:
-                stack_.enter_context(_runs.RunLock(folders[name]))
-                _runs._prepare_folder(folders[name], config, resume=False, overwrite=overwrite)
-        for e in range(t.epochs):
+                claim = _runs.claim_folder(
+                    folders[name], config, overwrite=overwrite, label=labels[k]
+                )
+                labels[k] = held.enter_context(claim)
+        for e in range(o.epochs):
             if not any(active):
                 break
             tick = time.perf_counter()
-            pairs = zip(per_run_schedules, histories, strict=True)
-            etas = [schedule(history)[0] for schedule, history in pairs]
+            etas = [run.schedule(h)[0] for run, h in zip(options, histories, strict=True)]
             S = optimizers.with_hyperparameters(S, learning_rate=jnp.asarray(etas))
             new_P, new_S = epoch(P, S, jax.random.fold_in(key_train, e), *train, p)
-            scores = training.score_many(net, new_P, evaluation, train if monitor else None)
+            train_scores = train if options[0].monitor_training else None
+            scores = training.score_many(net, new_P, evaluation, train_scores)
             seconds = (time.perf_counter() - tick) / sum(active)
             keep = list(active)
             for k in (k for k in range(len(items)) if active[k]):
                 params_k = jax.tree.map(lambda x, k=k: x[k], new_P)
                 state_k = jax.tree.map(lambda x, k=k: x[k], new_S)
-                metrics = {"epoch": e, "eta": etas[k], **scores[k], "seconds": seconds}
-                if monitor:
-                    metrics["training_cost"] += float(optimizers.regularization(params_k, state_k))
+                folder = folders[names[k]]
                 try:
-                    training.check_finite(e, params_k, state_k, metrics)
+                    metrics = training.record_epoch(
+                        histories[k], options[k], epoch=e, eta=etas[k], scores=scores[k],
+                        params=params_k, opt_state=state_k, seconds=seconds,
+                    )  # fmt: skip
                 except DivergenceError as err:
+                    err = _runs.last_good(err, folder, histories[k])
                     diverged[k], active[k], keep[k] = str(err), False, False
                     if echo is not None:
                         echo(f"[{names[k]}] diverged: {err}")
                     continue
-                histories[k].append(metrics)
-                metrics["best_epoch"] = schedules.best_epoch(histories[k])
-                reason = schedules.stop_reason(
-                    histories[k], configs[k].training.early_stopping, per_run_schedules[k]
-                )
-                if reason:
-                    metrics["stopped"] = reason
+                if metrics.get("stopped"):
                     active[k] = False
-                histories[k][-1] = _runs._monitored(metrics, configs[k].training)
-                _record(folders[names[k]], net, params_k, state_k, e, key_train, histories[k])
+                if folder is not None:
+                    state = training.TrainState(params_k, state_k, e + 1)
+                    _runs.save_epoch(folder, net, state, key_train, histories[k])
                 if echo is not None:
-                    echo(f"[{names[k]}] {_runs.book_line(histories[k][-1])}")
+                    echo(f"[{names[k]}] {_runs.book_line(metrics)}")
             P, S = _keep(jnp.asarray(keep), (new_P, new_S), (P, S))
-        for name, config, history in zip(names, configs, histories, strict=True):
-            if folders[name] is not None and history:
-                title = _runs._title(config, f"{label} {name}".strip())
-                _runs.plot_learning_curve(history, folders[name] / _runs.CURVE, title=title)
-    seconds = (time.perf_counter() - started) / len(items)
+        for k, (name, config) in enumerate(zip(names, configs, strict=True)):
+            if folders[name] is not None and histories[k]:
+                _runs.save_curve(folders[name], config, histories[k], labels[k])
+    seconds = (time.perf_counter() - started_at) / len(items)
     return [
         SweepRun(
             name, values, config, folders[name], history, seconds, why,
@@ -391,24 +392,9 @@ def _keep(mask, new, old):
     return jax.tree.map(where, new, old)
 
 
-def _record(folder, net, params, opt_state, epoch: int, key, metrics: list[dict]) -> None:
-    """A run's files after an epoch, as `run_training` writes them (best, metrics, checkpoint)."""
-    if folder is None:
-        return
-    state = training.TrainState(params, opt_state, epoch + 1)
-    if metrics[-1].get("best_epoch") == epoch:
-        checkpoint.save(folder / _runs.BEST, net, state, key, metrics)
-    _runs._write_metrics(folder, metrics)
-    checkpoint.save(folder / _runs.CHECKPOINT, net, state, key, metrics)
-
-
 def _one_run(
-    name, values, config, folder, data, data_dir, *, progress, echo, overwrite, resume, label
+    name, values, config, folder, load, data_dir, *, progress, echo, overwrite, resume, label
 ) -> SweepRun:
-    key = (config.data, config.training.dtype, config.network.sizes[-1], str(data_dir))
-    if key not in data:
-        train, evaluation, _ = _runs.prepare_data(config, data_dir, progress=progress)
-        data[key] = (train, evaluation)
     prefix = f"[{name}] " if name else ""
     say = None if echo is None else (lambda line: echo(prefix + line))
     resume_this = bool(resume and folder is not None and (folder / _runs.CHECKPOINT).is_file())
@@ -423,7 +409,7 @@ def _one_run(
             data_dir=data_dir,
             progress=progress,
             echo=say,
-            data=data[key],
+            data=load(config),
             label=f"{label} {name}".strip(),
         )
         metrics, params = result.metrics, result.params
@@ -476,6 +462,39 @@ def _prepare_sweep_folder(out: Path, sweep: Sweep, *, overwrite: bool, resume: b
 # -- the summary ----------------------------------------------------------------------------------
 
 
+def run_figures(metrics: Sequence[dict]) -> dict:
+    """A run's figures from its per-epoch metrics: the best test and validation accuracies and
+    their epochs (the first, on a tie), the test accuracy at the best validation epoch, and the
+    final accuracies; {} for a run without an epoch."""
+    if not metrics:
+        return {}
+    test = [e["test_accuracy"] for e in metrics]
+    validation = [e["validation_accuracy"] for e in metrics]
+    best_val = max(range(len(metrics)), key=lambda i: (validation[i], -i))
+    best_test = max(range(len(metrics)), key=lambda i: (test[i], -i))
+    return {
+        "best_test_accuracy": test[best_test],
+        "best_test_epoch": metrics[best_test]["epoch"],
+        "best_validation_accuracy": validation[best_val],
+        "best_validation_epoch": metrics[best_val]["epoch"],
+        "test_at_best_validation": test[best_val],
+        "final_test_accuracy": test[-1],
+        "final_validation_accuracy": validation[-1],
+    }
+
+
+def over_seeds(values: Sequence[float]) -> dict[str, float | None]:
+    """`max`, `mean` and `median` of one figure over the runs (seeds) of a group; each None for
+    no runs."""
+    if not values:
+        return {"max": None, "mean": None, "median": None}
+    return {
+        "max": max(values),
+        "mean": float(np.mean(values)),
+        "median": statistics.median(values),
+    }
+
+
 def _run_summary(run: SweepRun) -> dict:
     m = run.metrics
     record: dict = {
@@ -488,21 +507,7 @@ def _run_summary(run: SweepRun) -> dict:
         "diverged": run.diverged,
         "stopped": m[-1].get("stopped") if m else None,
     }
-    if m:
-        test = [e["test_accuracy"] for e in m]
-        validation = [e["validation_accuracy"] for e in m]
-        best_val = max(range(len(m)), key=lambda i: (validation[i], -i))
-        best_test = max(range(len(m)), key=lambda i: (test[i], -i))
-        record |= {
-            "best_test_accuracy": test[best_test],
-            "best_test_epoch": m[best_test]["epoch"],
-            "best_validation_accuracy": validation[best_val],
-            "best_validation_epoch": m[best_val]["epoch"],
-            "test_at_best_validation": test[best_val],
-            "final_test_accuracy": test[-1],
-            "final_validation_accuracy": validation[-1],
-        }
-    return record
+    return record | run_figures(m)
 
 
 def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: int = 0) -> dict:
@@ -513,9 +518,8 @@ def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: in
     records = [_run_summary(r) for r in runs.values()]
     groups: dict[str, dict] = {}
     for record in records:
-        others = {k: v for k, v in record["values"].items() if k != SEED}
-        name = ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in others.items())
-        groups.setdefault(name, {"values": others, "runs": []})["runs"].append(record)
+        others = _others(record["values"])
+        groups.setdefault(run_name(others), {"values": others, "runs": []})["runs"].append(record)
     summary: dict = {
         "axes": dict(axes),
         "runs": records,
@@ -527,14 +531,15 @@ def summarize(axes: Mapping[str, list], runs: Mapping[str, SweepRun], before: in
         entry: dict = {"name": name, "values": group["values"], "runs": len(group["runs"])}
         if trained:
             best = [r["best_test_accuracy"] for r in trained]
+            best_test = over_seeds(best)
+            final_test = over_seeds([r["final_test_accuracy"] for r in trained])
+            best_validation = over_seeds([r["best_validation_accuracy"] for r in trained])
             entry |= {
                 "seeds": [r["seed"] for r in trained],
-                "best_test_max": max(best),
-                "best_test_median": statistics.median(best),
-                "final_test_median": statistics.median(r["final_test_accuracy"] for r in trained),
-                "best_validation_median": statistics.median(
-                    r["best_validation_accuracy"] for r in trained
-                ),
+                "best_test_max": best_test["max"],
+                "best_test_median": best_test["median"],
+                "final_test_median": final_test["median"],
+                "best_validation_median": best_validation["median"],
                 "stalled": sum(b < STALLED_BELOW for b in best),
                 "diverged": sum(r["diverged"] is not None for r in group["runs"]),
             }
@@ -586,7 +591,7 @@ def plot_sweep(runs: list[SweepRun], path: "str | os.PathLike", title: str = "")
     for run in runs:
         if not run.metrics:
             continue
-        group = ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in run.values.items() if k != SEED)
+        group = _group(run)
         if group not in groups:
             groups.append(group)
         color = colors[groups.index(group) % len(colors)]
@@ -617,8 +622,14 @@ def plot_sweep(runs: list[SweepRun], path: "str | os.PathLike", title: str = "")
     return fig
 
 
+def _others(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The swept values but the seed: what the runs of one group share."""
+    return {k: v for k, v in values.items() if k != SEED}
+
+
 def _group(run: SweepRun) -> str:
-    return ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in run.values.items() if k != SEED)
+    """The name of the run's group: its values but the seed."""
+    return run_name(_others(run.values))
 
 
 def _plain(value: Any) -> Any:

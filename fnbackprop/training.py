@@ -17,11 +17,14 @@ fed by the mean gradient of the chosen method (`GRADIENTS`, a name or any functi
 The update is an optax transformation from `fnbackprop.optimizers` ("sgd", "momentum", "adam",
 anything by import path), after chapter 3's L2 and L1 terms on the weights only.
 
-Chapter 3's other controls live in `fit`: dropout on the hidden layers (masks drawn per
-mini-batch from an explicit key, entering BP2 and BP4, see `fnbackprop.backward`), monitoring the
-cost and accuracy on the training data (network2's `monitor_training_*`), early stopping, and
-learning-rate schedules (`fnbackprop.schedules`: the chapter's "halve η on a plateau" exercise,
-and optax's schedules by name, stepped once per epoch).
+Chapter 3's other controls are fields of `FitOptions`, the one value that tells `fit` how to
+train: dropout on the hidden layers (masks drawn per mini-batch from an explicit key, entering
+BP2 and BP4, see `fnbackprop.backward`), monitoring the cost and accuracy on the training data
+(network2's `monitor_training_*`), early stopping, and learning-rate schedules
+(`fnbackprop.schedules`: the chapter's "halve η on a plateau" exercise, and optax's schedules by
+name, stepped once per epoch). What happens after every epoch (the metrics, the divergence
+check, the best epoch, the reason to stop) is `record_epoch`, which a sweep's vmapped runs call
+too, so that every run records its epochs the same way.
 
 **One compile serves many runs.** η, λ/n, λ₁/n and the momentum are not constants baked into the
 compiled epoch: `optimizers.make_optimizer` injects them into the optimizer
@@ -58,14 +61,15 @@ from .validation import check_inputs, check_labels, check_mini_batch_size
 __all__ = [
     "GRADIENTS",
     "DivergenceError",
+    "FitOptions",
     "TrainState",
-    "epoch_cache_info",
     "epoch_compiles",
     "evaluate",
     "fit",
     "gradient_function",
     "make_epoch",
     "make_vmapped_epoch",
+    "record_epoch",
     "score_many",
 ]
 
@@ -109,6 +113,41 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: optax.OptState
     epoch: int
+
+
+class FitOptions(NamedTuple):
+    """How `fit` trains (`fnbackprop.runs.fit_options` builds it from a config).
+
+    - `epochs`: train up to this many epochs in all; `mini_batch_size` m; `optimizer` (from
+      `fnbackprop.optimizers.make_optimizer`, or any optax transformation); `gradient` (a name in
+      `GRADIENTS`, an import path or a function); `devices` d > 1 splits every mini-batch across
+      d devices (see `make_epoch`).
+    - `dropout` p: each hidden neuron is dropped with probability p in every mini-batch, the
+      kept ones scaled by 1/(1 − p); evaluation uses no mask.
+    - `monitor_training_cost`, `monitor_training_accuracy`: also score the training data after
+      each epoch (`training_cost` with the regularization terms, `training_correct`, `_total`,
+      `_accuracy`), as network2's monitor_training_* flags.
+    - `early_stopping` n > 0: stop after n epochs without a better validation accuracy.
+    - `schedule`: called before each epoch with the metrics so far, it gives η for that epoch
+      (set in the optimizer state, no recompiling) and may stop the run
+      (`fnbackprop.schedules.make_schedule`, `HalveOnPlateau`).
+    """
+
+    epochs: int
+    optimizer: optax.GradientTransformation
+    mini_batch_size: int = 10
+    gradient: "str | Callable" = "backprop"
+    devices: int = 1
+    dropout: float = 0.0
+    monitor_training_cost: bool = False
+    monitor_training_accuracy: bool = False
+    early_stopping: int = 0
+    schedule: Callable | None = None
+
+    @property
+    def monitor_training(self) -> bool:
+        """Whether the training data is scored after each epoch (for its cost, accuracy or both)."""
+        return self.monitor_training_cost or self.monitor_training_accuracy
 
 
 def gradient_function(spec: "str | Callable") -> Callable:
@@ -163,7 +202,7 @@ def make_epoch(
     The function is kept, so another call with the same structure (network, `optimizer.update`,
     gradient method, m, devices, dropout on or off) returns the very same compiled epoch: runs
     that differ only in numbers held in the optimizer state (η, λ, momentum) or in the seed
-    share one compile (`epoch_cache_info`).
+    share one compile (`epoch_compiles` counts them).
 
     With `devices` d > 1 each mini-batch is split into d shards of m/d examples (see
     `fnbackprop.sharding`); m must be a multiple of d. The last smaller mini-batch is split too
@@ -270,12 +309,6 @@ def score_many(net: Network, P, evaluation: dict[str, tuple], train: tuple | Non
         for k in range(K):
             found[k] |= _scores("training", int(correct[k]), int(X.shape[0]), float(costs[k]))
     return found
-
-
-def epoch_cache_info() -> list[int]:
-    """For every epoch kept by `make_epoch`, how many programs it has compiled (one per set of
-    argument shapes and dtypes): a sweep of same-shaped runs shows one entry of 1."""
-    return [f._cache_size() for f in _EPOCHS.values() if hasattr(f, "_cache_size")]
 
 
 def _check_takes_masks(spec, fn: Callable) -> None:
@@ -450,16 +483,12 @@ def _scores(name: str, correct: int, total: int, mean_cost: float) -> dict:
     }
 
 
-def score_training(net: Network, params: Params, opt_state, train: tuple) -> dict:
-    """`training_correct`, `_total`, `_accuracy` and `training_cost` on the training pair (X, Y).
-
-    As network2's `total_cost`, the training cost includes the regularization terms,
-    C = C₀ + (λ/2n) Σ w² + (λ₁/n) Σ |w| (eqs. 87, 95); the validation and test costs are C₀.
-    """
+def score_training(net: Network, params: Params, train: tuple) -> dict:
+    """`training_correct`, `_total`, `_accuracy` and `training_cost` on the training pair (X, Y),
+    the cost C₀ without the regularization terms (`record_epoch` adds them)."""
     X, Y = train
     correct, mean_cost = _evaluate_targets(net, params, X, Y)
-    total = float(mean_cost) + float(regularization(params, opt_state))
-    return _scores("training", int(correct), int(X.shape[0]), total)
+    return _scores("training", int(correct), int(X.shape[0]), float(mean_cost))
 
 
 # -- the training loop --------------------------------------------------------------------------
@@ -470,97 +499,125 @@ def fit(
     state: TrainState,
     train: tuple,
     evaluation: dict[str, tuple],
+    options: FitOptions,
     *,
-    epochs: int,
-    mini_batch_size: int,
-    optimizer: optax.GradientTransformation,
-    gradient: "str | Callable",
     key: jax.Array,
-    devices: int = 1,
-    dropout: float = 0.0,
-    monitor_training: bool = False,
-    early_stopping: int = 0,
-    schedule: Callable | None = None,
     history: Sequence[dict] = (),
 ) -> Iterator[tuple[TrainState, dict]]:
-    """Train from `state` up to `epochs` epochs, yielding `(state, metrics)` after each epoch.
+    """Train from `state` up to `options.epochs` epochs, yielding `(state, metrics)` after each.
 
     `train` is `(X, Y)`, X (n, n_in) and one-hot Y (n, n_out); `evaluation` maps a name
-    ("validation", "test") to `(X, labels)`. Epoch e shuffles with `fold_in(key, e)` (and draws
-    its dropout masks from it), so a run resumed from a saved state repeats exactly what an
-    uninterrupted run would have done. With `devices` > 1 every mini-batch is split across that
-    many devices (see `make_epoch`).
+    ("validation", "test") to `(X, labels)`; `options` says how (`FitOptions`: m, the optimizer,
+    the gradient, devices, and chapter 3's controls). Epoch e shuffles with `fold_in(key, e)` (and
+    draws its dropout masks from it), so a run resumed from a saved state repeats exactly what an
+    uninterrupted run would have done. `history`: the metrics of the epochs already in `state`
+    (for a resumed run), from which early stopping and the schedule continue exactly.
 
-    Chapter 3's controls:
-
-    - `dropout` p: each hidden neuron is dropped with probability p in every mini-batch, the
-      kept ones scaled by 1/(1 − p); evaluation uses no mask.
-    - `monitor_training`: also score the training data after each epoch (`training_accuracy`,
-      `training_cost` with the regularization terms, as network2's monitor_training_*).
-    - `early_stopping` n > 0: stop after n epochs without a better validation accuracy.
-    - `schedule`: called before each epoch with the metrics so far, it gives η for that epoch
-      (set in the optimizer state, no recompiling) and may stop the run (`make_schedule`,
-      `HalveOnPlateau`).
-    - `history`: the metrics of the epochs already in `state` (for a resumed run), from which
-      early stopping and the schedule continue exactly.
-
-    Every epoch's metrics hold `epoch`, the scores of every set, `eta` (when the optimizer holds
-    it), `best_epoch` (of the validation accuracy, when there is a validation set), `seconds`,
-    and, in the epoch that ends the run early, `stopped` with the reason.
+    Every epoch's metrics are `record_epoch`'s: `epoch`, `eta` (when the optimizer holds it), the
+    scores of every set (and the training scores monitored), `seconds`, `best_epoch` (of the
+    validation accuracy, when there is a validation set) and, in the epoch that ends the run
+    early, `stopped` with the reason.
 
     Raises `ShapeError` before the first epoch if the arrays do not fit the network, and
     `DivergenceError` at the end of the first epoch whose cost or parameters are not finite,
     before yielding that state.
     """
-    check_fit_arguments(net, state, train, evaluation, mini_batch_size)
+    check_fit_arguments(net, state, train, evaluation, options.mini_batch_size)
     history = list(history)
-    _check_controls(state, evaluation, dropout, early_stopping, schedule, history)
+    _check_controls(state, evaluation, options, history)
     if history and history[-1].get("stopped"):
         return  # the run ended early; nothing more to do
     run_epoch = make_epoch(
         net,
-        optimizer,
-        gradient=gradient,
-        mini_batch_size=mini_batch_size,
-        devices=devices,
-        dropout=dropout > 0,
+        options.optimizer,
+        gradient=options.gradient,
+        mini_batch_size=options.mini_batch_size,
+        devices=options.devices,
+        dropout=options.dropout > 0,
     )
     X, Y = train
     params, opt_state = state.params, state.opt_state
-    for e in range(state.epoch, epochs):
+    for e in range(state.epoch, options.epochs):
         start = time.perf_counter()
-        if schedule is not None:
-            eta, _ = schedule(history)
+        if options.schedule is not None:
+            eta, _ = options.schedule(history)
             opt_state = with_hyperparameters(opt_state, learning_rate=eta)
         used = hyperparameters(opt_state).get("learning_rate")
         params, opt_state = run_epoch(
-            params, opt_state, jax.random.fold_in(key, e), X, Y, dropout=dropout
+            params, opt_state, jax.random.fold_in(key, e), X, Y, dropout=options.dropout
         )
-        metrics: dict = {"epoch": e}
-        if used is not None:
-            metrics["eta"] = used
-        metrics |= score_sets(net, params, evaluation)
-        if monitor_training:
-            metrics |= score_training(net, params, opt_state, train)
-        metrics["seconds"] = time.perf_counter() - start
-        check_finite(e, params, opt_state, metrics)
-        history.append(metrics)
-        if "validation" in evaluation:
-            metrics["best_epoch"] = best_epoch(history)
-        reason = stop_reason(history, early_stopping, schedule)
-        if reason:
-            metrics["stopped"] = reason
+        scores = score_sets(net, params, evaluation)
+        if options.monitor_training:
+            scores |= score_training(net, params, train)
+        metrics = record_epoch(
+            history, options, epoch=e, eta=used, scores=scores, params=params,
+            opt_state=opt_state, seconds=time.perf_counter() - start,
+        )  # fmt: skip
         yield TrainState(params, opt_state, e + 1), metrics
-        if reason:
+        if metrics.get("stopped"):
             return
 
 
-def _check_controls(state, evaluation, dropout, early_stopping, schedule, history) -> None:
+def record_epoch(
+    history: list[dict],
+    options: FitOptions,
+    *,
+    epoch: int,
+    eta: float | None,
+    scores: dict,
+    params: Params,
+    opt_state,
+    seconds: float,
+) -> dict:
+    """What a run records after `epoch`, for `fit` and a sweep's vmapped runs alike: appended to
+    `history` (the run's metrics so far) and returned.
+
+    The metrics are `epoch`, `eta` (the η the epoch used, unless None), the `scores` (of
+    `score_sets`, and `score_training` or `score_many`), of the training data only what the
+    options monitor, and `seconds`. The training cost gets the regularization terms, as
+    network2's `total_cost`: C = C₀ + (λ/2n) Σ w² + (λ₁/n) Σ |w| (eqs. 87, 95), λ/n and λ₁/n
+    read from `opt_state`; the validation and test costs are C₀. Then `best_epoch` (with a
+    validation set) and, if the run ends here (early stopping, or the schedule), `stopped` with
+    the reason.
+
+    Raises `DivergenceError` (leaving `history` as it was) if the cost, the parameters or the
+    optimizer state are not finite.
+    """
+    metrics: dict = {"epoch": epoch}
+    if eta is not None:
+        metrics["eta"] = eta
+    metrics |= scores
+    if "training_cost" in metrics:
+        metrics["training_cost"] += float(regularization(params, opt_state))
+    metrics["seconds"] = seconds
+    check_finite(epoch, params, opt_state, metrics)
+    metrics = _monitored(metrics, options)
+    history.append(metrics)
+    if "validation_accuracy" in metrics:
+        metrics["best_epoch"] = best_epoch(history)
+    reason = stop_reason(history, options.early_stopping, options.schedule)
+    if reason:
+        metrics["stopped"] = reason
+    return metrics
+
+
+def _monitored(metrics: dict, options: FitOptions) -> dict:
+    """The epoch's metrics without the training scores the options do not monitor."""
+    drop = set()
+    if not options.monitor_training_cost:
+        drop.add("training_cost")
+    if not options.monitor_training_accuracy:
+        drop |= {"training_correct", "training_total", "training_accuracy"}
+    return {k: v for k, v in metrics.items() if k not in drop}
+
+
+def _check_controls(state, evaluation, options: FitOptions, history) -> None:
+    dropout, early_stopping = options.dropout, options.early_stopping
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         raise FnbackpropError(f"dropout must be a probability 0 ≤ p < 1, got {dropout!r}")
     if isinstance(early_stopping, bool) or not isinstance(early_stopping, int):
         raise FnbackpropError(f"early_stopping must be a number of epochs, got {early_stopping!r}")
-    needs_validation = early_stopping > 0 or isinstance(schedule, HalveOnPlateau)
+    needs_validation = early_stopping > 0 or isinstance(options.schedule, HalveOnPlateau)
     if needs_validation and "validation" not in evaluation:
         raise FnbackpropError(
             "early stopping and halve_on_plateau watch the validation accuracy: give an "

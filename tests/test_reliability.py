@@ -144,10 +144,7 @@ def _fit(net, params, train, evaluation, mini_batch_size=M, epochs=1, optimizer=
         training.TrainState(params, optimizer.init(params), 0),
         train,
         evaluation,
-        epochs=epochs,
-        mini_batch_size=mini_batch_size,
-        optimizer=optimizer,
-        gradient="backprop",
+        training.FitOptions(epochs, optimizer, mini_batch_size=mini_batch_size),
         key=jax.random.key(1),
     )
 

@@ -93,6 +93,23 @@ def test_resume_refuses_any_other_change_with_the_reason(tmp_path, data):
         runs.resumed_config(cosine, ["training.epochs=4"])
 
 
+def test_a_sweep_run_not_started_yet_takes_any_length_and_nothing_else(tmp_path):
+    """`--resume SWEEP --set training.epochs=N` for a run of the sweep that has no folder yet:
+    the sweep's config for it, with the new length (no epoch done, so even a schedule that
+    depends on the length may change it); any other change is refused as for a saved run."""
+    missing, cosine = tmp_path / "seed=2", small(schedule="cosine_decay")
+    assert runs.resumed_config(missing, ["training.epochs=5"], saved=cosine) == small(
+        schedule="cosine_decay", epochs=5
+    )
+    with pytest.raises(FnbackpropError, match=r"--set training.eta=1: --resume continues the "
+                       r"run in .*seed=2 as it was configured; only training.epochs"):  # fmt: skip
+        runs.resumed_config(missing, ["training.eta=1"], saved=cosine)
+    with pytest.raises(FnbackpropError, match=r"training.epochs must be an integer, got 'x'"):
+        runs.resumed_config(missing, ["training.epochs=x"], saved=cosine)
+    with pytest.raises(FnbackpropError, match=r"nothing to resume in .*seed=2: no config.toml"):
+        runs.resumed_config(missing, ["training.epochs=5"])
+
+
 def test_a_resumed_run_keeps_its_label_and_exponential_decay_extends(tmp_path, data, monkeypatch):
     titles = []
     plot = runs.plot_learning_curve

@@ -142,16 +142,18 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
     )
     before = training.epoch_compiles()
     together = sweeps.run_sweep(grid, tmp_path / "v", data_dir=mnist_dir, progress=False,
-                                echo=None, strategy="vmap")  # fmt: skip
+                                echo=None, strategy="vmap", label="probe")  # fmt: skip
     assert training.epoch_compiles() - before == 1  # one vmapped program for all six
     alone = sweeps.run_sweep(grid, tmp_path / "s", data_dir=mnist_dir, progress=False,
-                             echo=None, strategy="sequential")  # fmt: skip
+                             echo=None, strategy="sequential", label="probe")  # fmt: skip
     for name, run in together.runs.items():
         other = alone.runs[name]
         assert [m["epoch"] for m in run.metrics] == [m["epoch"] for m in other.metrics]
         for a, b in zip(run.metrics, other.metrics, strict=True):
             assert abs(a["test_correct"] - b["test_correct"]) <= 3, name
             assert a.get("stopped", "")[:14] == b.get("stopped", "")[:14]
+        saved = [(tmp_path / way / name / runs.CONFIG).read_text() for way in ("v", "s")]
+        assert saved[0] == saved[1] and saved[0].startswith(f"# label: probe {name}\n")
         mine, theirs = runs.load_run(tmp_path / "v" / name), runs.load_run(tmp_path / "s" / name)
         assert mine[3]["epoch"] == theirs[3]["epoch"]
         assert max_relative_error(mine[2], theirs[2]) < 1e-4, name

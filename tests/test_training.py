@@ -334,8 +334,9 @@ def _fit(params, X, Y, labels, *, epochs, optimizer=None, history=(), start=0, o
     sets = {"validation": (X[:20], labels[:20]), "test": (X[20:], labels[20:])}
     return list(
         training.fit(
-            TINY, state, (X, Y), sets, epochs=epochs, mini_batch_size=8, optimizer=optimizer,
-            gradient="backprop", key=jax.random.key(7), history=history, **kw,
+            TINY, state, (X, Y), sets,
+            training.FitOptions(epochs, optimizer, mini_batch_size=8, gradient="backprop", **kw),
+            key=jax.random.key(7), history=history,
         )
     )  # fmt: skip
 
@@ -345,8 +346,8 @@ def test_monitoring_scores_the_training_data_with_the_regularized_cost():
     evaluation uses no dropout mask."""
     params, X, Y, labels = _tiny()
     optimizer = optimizers.make_optimizer("sgd", 1.0, lmbda=0.5, l1=0.2, n=40)
-    ((state, m),) = _fit(params, X, Y, labels, epochs=1, optimizer=optimizer,
-                         monitor_training=True, dropout=0.5)  # fmt: skip
+    ((state, m),) = _fit(params, X, Y, labels, epochs=1, optimizer=optimizer, dropout=0.5,
+                         monitor_training_cost=True, monitor_training_accuracy=True)  # fmt: skip
     p = state.params
     weights = [w for w, _ in p]
     c0 = float(fb.cost(TINY, p, X, Y))
@@ -357,6 +358,12 @@ def test_monitoring_scores_the_training_data_with_the_regularized_cost():
     assert m["training_correct"] == correct and m["training_total"] == 40
     assert m["test_correct"] == training.evaluate(TINY, p, X[20:], labels[20:])[0]  # no mask
     assert m["eta"] == 1.0 and m["best_epoch"] == 0
+    # each switch alone keeps its own figures (network2's two monitor_training_* flags)
+    ((_, cost_only),) = _fit(params, X, Y, labels, epochs=1, optimizer=optimizer, dropout=0.5,
+                             monitor_training_cost=True)  # fmt: skip
+    assert cost_only["training_cost"] == m["training_cost"] and "training_correct" not in cost_only
+    ((_, accuracy_only),) = _fit(params, X, Y, labels, epochs=1, monitor_training_accuracy=True)
+    assert "training_accuracy" in accuracy_only and "training_cost" not in accuracy_only
 
 
 def test_early_stopping_and_halving_follow_the_validation_accuracy():

@@ -71,10 +71,8 @@ def test_one_X_feeds_every_public_batched_function(x64, problem):
             state,
             (X, Y),
             {"test": (X, labels)},
-            epochs=1,
-            mini_batch_size=m,  # one step on the whole X: the mean gradient above
-            optimizer=optimizer,
-            gradient="backprop",
+            # one step on the whole X: the mean gradient above
+            training.FitOptions(epochs=1, optimizer=optimizer, mini_batch_size=m),
             key=jax.random.key(0),
         )
     )

@@ -22,6 +22,7 @@
     schedule_args = {}            # the schedule's options, e.g. { patience = 10 }
     monitor_training_cost = false # score the training data too (network2's monitor_* flags)
     monitor_training_accuracy = false
+    monitor_layer_speed = false   # chapter 5: ‖∂C/∂b^l‖ of every layer, on the first 1,000 examples
     optimizer = "sgd"             # sgd | momentum | adam
     momentum = 0.9
     gradient = "backprop"         # backprop | backprop_batch | autodiff | backprop_vjp
@@ -114,6 +115,7 @@ class TrainingConfig:
     schedule_args: "Table" = ()
     monitor_training_cost: bool = False
     monitor_training_accuracy: bool = False
+    monitor_layer_speed: bool = False
     optimizer: str = "sgd"
     momentum: float = 0.9
     gradient: str = "backprop"

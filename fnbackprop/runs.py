@@ -385,6 +385,7 @@ def fit_options(config: Config, n: int) -> FitOptions:
         monitor_training_cost=t.monitor_training_cost,
         monitor_training_accuracy=t.monitor_training_accuracy,
         early_stopping=t.early_stopping,
+        monitor_layer_speed=t.monitor_layer_speed,
         schedule=make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args)),
     )
 
@@ -742,8 +743,10 @@ def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: s
         title = f"{title}\nstopped: {metrics[-1]['stopped']}" if title else metrics[-1]["stopped"]
     wrapped = "\n".join(textwrap.fill(line, 100) for line in title.splitlines())
     lines = wrapped.count("\n") + 1 if wrapped else 0
-    fig = Figure(figsize=(7, 6))
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    speeds = "layer_speeds" in metrics[0]
+    fig = Figure(figsize=(7, 8.5 if speeds else 6))
+    axes = fig.subplots(3 if speeds else 2, 1, sharex=True)
+    top, bottom = axes[0], axes[-1] if not speeds else axes[1]
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.08, top=0.97 - 0.025 * lines, hspace=0.08)
     epochs = [m["epoch"] for m in metrics]
     for name, color in (("training", "C2"), ("validation", "C0"), ("test", "C1")):  # one per set
@@ -759,12 +762,20 @@ def plot_learning_curve(metrics: list[dict], path: "str | os.PathLike", title: s
         bottom.axvline(best, color="gray", ls=":", lw=1)
     top.set_ylabel("accuracy (%)")
     bottom.set_ylabel("mean cost C")
-    bottom.set_xlabel("epoch")
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if speeds:  # chapter 5: one line per layer, log scale
+        per_layer = list(zip(*(m["layer_speeds"] for m in metrics), strict=True))
+        for l, values in enumerate(per_layer, start=2):
+            name = "output" if l == len(per_layer) + 1 else f"hidden {l - 1}"
+            axes[2].plot(epochs, values, marker=".", label=f"layer {l} ({name})")
+        axes[2].set_yscale("log")
+        axes[2].set_ylabel("speed ‖∂C/∂b^l‖")
+    last = axes[-1]
+    last.set_xlabel("epoch")
+    last.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(epochs) <= 2:  # one or two points: room either side, ticks on the epochs only
-        bottom.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
-        bottom.set_xticks(epochs)
-    for ax in (top, bottom):
+        last.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        last.set_xticks(epochs)
+    for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if wrapped:

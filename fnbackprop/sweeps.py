@@ -342,7 +342,8 @@ def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
             S = optimizers.with_hyperparameters(S, learning_rate=jnp.asarray(etas))
             new_P, new_S = epoch(P, S, jax.random.fold_in(key_train, e), *train, p)
             train_scores = train if options[0].monitor_training else None
-            scores = training.score_many(net, new_P, evaluation, train_scores)
+            speeds_on = train if options[0].monitor_layer_speed else None
+            scores = training.score_many(net, new_P, evaluation, train_scores, speeds_on=speeds_on)
             seconds = (time.perf_counter() - tick) / sum(active)
             keep = list(active)
             for k in (k for k in range(len(items)) if active[k]):

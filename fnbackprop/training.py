@@ -56,6 +56,7 @@ from .optimizers import hyperparameters, regularization, with_hyperparameters
 from .references import autodiff_grad
 from .registry import Registry, functions
 from .schedules import HalveOnPlateau, best_epoch, stop_reason
+from .speeds import learning_speeds
 from .validation import check_inputs, check_labels, check_mini_batch_size
 
 __all__ = [
@@ -127,6 +128,9 @@ class FitOptions(NamedTuple):
     - `monitor_training_cost`, `monitor_training_accuracy`: also score the training data after
       each epoch (`training_cost` with the regularization terms, `training_correct`, `_total`,
       `_accuracy`), as network2's monitor_training_* flags.
+    - `monitor_layer_speed`: also record chapter 5's speed of learning of every layer after each
+      epoch, `layer_speeds` = ‖∂C/∂b^l‖ for l = 2, …, L (output last) of the mean cost over the
+      first `SPEED_PROBE` training examples, from the hand-written pass (`fnbackprop.speeds`).
     - `early_stopping` n > 0: stop after n epochs without a better validation accuracy.
     - `schedule`: called before each epoch with the metrics so far, it gives η for that epoch
       (set in the optimizer state, no recompiling) and may stop the run
@@ -143,6 +147,7 @@ class FitOptions(NamedTuple):
     monitor_training_accuracy: bool = False
     early_stopping: int = 0
     schedule: Callable | None = None
+    monitor_layer_speed: bool = False
 
     @property
     def monitor_training(self) -> bool:
@@ -292,10 +297,18 @@ def _evaluate_targets_many(net: Network, P, X, Y):
     return jax.vmap(lambda params: _evaluate_targets(net, params, X, Y))(P)
 
 
-def score_many(net: Network, P, evaluation: dict[str, tuple], train: tuple | None = None):
+def score_many(
+    net: Network,
+    P,
+    evaluation: dict[str, tuple],
+    train: tuple | None = None,
+    *,
+    speeds_on: tuple | None = None,
+):
     """`score_sets` for K stacked parameter sets at once: one dict per run. With `train`, the
     training scores too (`training_correct`, `_total`, `_accuracy`, and the unregularized
-    `training_cost`, to which the caller adds each run's `regularization`)."""
+    `training_cost`, to which the caller adds each run's `regularization`); with `speeds_on`,
+    the training pair, each run's `layer_speeds` (`score_layer_speeds`)."""
     K = jax.tree.leaves(P)[0].shape[0]
     found: list[dict] = [{} for _ in range(K)]
     sets = dict(evaluation)
@@ -308,7 +321,33 @@ def score_many(net: Network, P, evaluation: dict[str, tuple], train: tuple | Non
         correct, costs = _evaluate_targets_many(net, P, X, Y)
         for k in range(K):
             found[k] |= _scores("training", int(correct[k]), int(X.shape[0]), float(costs[k]))
+    if speeds_on is not None:
+        X, Y = (a[:SPEED_PROBE] for a in speeds_on)
+        for k, speeds in enumerate(np.asarray(_speeds_many(net, P, X, Y))):
+            found[k]["layer_speeds"] = speeds.tolist()
     return found
+
+
+#: How many training examples (the first ones) `monitor_layer_speed` measures the speeds on:
+#: chapter 5's figures use the first 1,000 training images.
+SPEED_PROBE = 1000
+
+
+@jax.jit
+def _speeds(net: Network, params: Params, X, Y):
+    return learning_speeds(net, params, X, Y)
+
+
+@jax.jit
+def _speeds_many(net: Network, P, X, Y):
+    return jax.vmap(lambda params: learning_speeds(net, params, X, Y))(P)
+
+
+def score_layer_speeds(net: Network, params: Params, train: tuple) -> dict:
+    """`layer_speeds`: ‖∂C/∂b^l‖ of every layer l = 2, …, L (output last) for the mean cost over
+    the first `SPEED_PROBE` examples of the training pair, by the hand-written pass."""
+    X, Y = (a[:SPEED_PROBE] for a in train)
+    return {"layer_speeds": np.asarray(_speeds(net, params, X, Y)).tolist()}
 
 
 def _check_takes_masks(spec, fn: Callable) -> None:
@@ -549,6 +588,8 @@ def fit(
         scores = score_sets(net, params, evaluation)
         if options.monitor_training:
             scores |= score_training(net, params, train)
+        if options.monitor_layer_speed:
+            scores |= score_layer_speeds(net, params, train)
         metrics = record_epoch(
             history, options, epoch=e, eta=used, scores=scores, params=params,
             opt_state=opt_state, seconds=time.perf_counter() - start,

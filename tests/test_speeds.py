@@ -1,5 +1,7 @@
 """Chapter 5's speeds of learning from the hand-written pass, against jax.grad's bias gradients."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,3 +73,33 @@ def test_earlier_sigmoid_layers_learn_slower_at_initialisation(x64):
         s = np.asarray(speeds.learning_speeds(net, params, X, Y))
         ratios.append(s[:-1][1:] / s[:-1][:-1])  # each hidden layer against the one below
     assert np.median(ratios) > 1  # later hidden layers learn faster, on the median seed
+
+
+def test_the_monitor_records_the_speeds_of_the_hand_written_pass(tmp_path):
+    """`training.monitor_layer_speed = true`: `layer_speeds` in every epoch's metrics, equal to
+    the norms of jax.grad's bias gradients on the probe, and a third panel in the curve."""
+    from fnbackprop import config, runs
+
+    rng = np.random.default_rng(5)
+    X = jax.nn.sigmoid(jnp.asarray(rng.standard_normal((60, 6)), jnp.float32))
+    labels = rng.integers(0, 3, 60)
+    data = (
+        (X[:40], jnp.asarray(np.eye(3, dtype=np.float32)[labels[:40]])),
+        {"validation": (X[40:], jnp.asarray(labels[40:]))},
+    )
+    raw = {
+        "network": {"sizes": [6, 5, 4, 3], "cost": "cross_entropy"},
+        "training": {"epochs": 2, "eta": 0.5, "monitor_layer_speed": True},
+    }
+    result = runs.run_training(config.parse(raw), tmp_path, data=data, progress=False, echo=None)
+    for m in result.metrics:
+        assert len(m["layer_speeds"]) == 3
+    reference = jax.grad(fb.cost, argnums=1)(result.net, result.params, *data[0])
+    expected = [float(np.linalg.norm(b)) for _, b in reference]
+    np.testing.assert_allclose(result.metrics[-1]["layer_speeds"], expected, rtol=1e-5)
+    saved = [json.loads(line) for line in (tmp_path / runs.METRICS).read_text().splitlines()]
+    assert saved[-1]["layer_speeds"] == result.metrics[-1]["layer_speeds"]
+    assert (tmp_path / runs.CURVE).stat().st_size > 0
+    raw["training"]["monitor_layer_speed"] = False
+    quiet = runs.run_training(config.parse(raw), data=data, progress=False, echo=None)
+    assert all("layer_speeds" not in m for m in quiet.metrics)

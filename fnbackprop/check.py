@@ -5,16 +5,19 @@
   keeps float32 and runs under `jit`; then backprop through small networks with σ in the hidden
   layers, beside every built-in cost (or the one given).
 - `check_cost(C)`: the hand-written ∇_a C against `jax.grad` of C; the contract that C sums over
-  the neuron axis (axis 0) only, one cost per example; every fused output error (BP1) and stable
-  form against autodiff, for each output activation the cost accepts; float32 and `jit`; then
-  small networks beside every built-in activation (or the one given).
+  the neuron axis (axis 0) only, one cost per example, and that ∇_a C treats each example alone;
+  every fused output error (BP1) and stable form against autodiff, for each output activation
+  the cost accepts; float32 and `jit`; then small networks beside every built-in activation (or
+  the one given).
 - `check_network(net)`: `backprop`, `backprop_vmap`, `backprop_batch`, the alternate
   presentation (eqs. 33–35) and the sum over paths (eq. 53) against `jax.grad` of the cost, and
   backprop against central finite differences (eq. 46), on random parameters and inputs.
 
 Every check returns rows with an `ok` flag, the worst relative error and where it is (which z,
-which output, which weight). `fnbackprop check [--activation SPEC] [--cost SPEC]` prints them and
-exits 1 if any row fails.
+which output, which weight); against a reference that is exactly 0 the error is the absolute
+one, and `where` says so. When σ or C works across the examples (the wrong axis), the rows that
+fail beside the axis row say that it is the likely cause. `fnbackprop check [--activation SPEC]
+[--cost SPEC]` prints them, each once, and exits 1 if any row fails.
 """
 
 import dataclasses
@@ -131,6 +134,25 @@ def _compare(mine, reference) -> tuple[float, int]:
     return error, worst
 
 
+def _against(mine, reference) -> tuple[float, int, str]:
+    """`_compare`'s (error, index) for a row, and a note for its `where`: against a reference
+    that is exactly 0 everywhere a relative error means nothing (it would divide by the smallest
+    float64 and print as 4e+307), so the error is then the absolute |g − r| and the note says so."""
+    error, i = _compare(mine, reference)
+    r = _leaves(reference)
+    if i < 0 or np.isnan(error) or np.any(r[np.isfinite(r)]):
+        return error, i, ""
+    g = _leaves(mine)
+    absolute = float(abs(g[i] - r[i])) if r.size and np.isfinite(r[i]) else 0.0
+    return absolute, i, " (reference is 0: absolute error)" if absolute else ""
+
+
+def _leaves(tree) -> np.ndarray:
+    """Every leaf of `tree` flattened and joined, in float64 (the order of `_compare`'s index)."""
+    leaves = [np.ravel(np.asarray(leaf, np.float64)) for leaf in jax.tree.leaves(tree)]
+    return np.concatenate(leaves) if leaves else np.zeros(0)
+
+
 def _guard(subject: str, test: str, measure: Callable[[], tuple[float, str]], **kw) -> Row:
     """Run one comparison; a function that raises fails its row, with the error as `where`."""
     try:
@@ -166,9 +188,9 @@ def _activation_rows(act: Activation, key) -> list[Row]:
             if np.shape(mine) != np.shape(grid):
                 return float("inf"), f"prime(z) has shape {np.shape(mine)} for z {grid.shape}"
             reference = jax.vmap(jax.grad(lambda t: act(t[None])[0]))(grid)
-            error, i = _compare(mine, reference)
+            error, i, note = _against(mine, reference)
             return error, f"z = {float(grid[i]):.4g}: σ′ {float(mine[i]):.6g}, jax.grad " + (
-                f"{float(reference[i]):.6g}"
+                f"{float(reference[i]):.6g}{note}"
             )
 
         rows.append(_guard(subject, "σ′ = jax.grad of σ", prime))
@@ -178,8 +200,8 @@ def _activation_rows(act: Activation, key) -> list[Row]:
             mine = act.backward(z, g)
             _, pullback = jax.vjp(act, z)
             (reference,) = pullback(g)
-            error, i = _compare(mine, reference)
-            return error, _place(z, i, "z")
+            error, i, note = _against(mine, reference)
+            return error, _place(z, i, "z") + note
 
         return _guard(subject, f"backward = jax.vjp of σ, {shape}", measure)
 
@@ -191,10 +213,10 @@ def _activation_rows(act: Activation, key) -> list[Row]:
         alone = jnp.stack([act(Z[:, j]) for j in range(Z.shape[1])], axis=1)
         if np.shape(together) != np.shape(Z):
             return float("inf"), f"σ(z) has shape {np.shape(together)} for z {Z.shape}"
-        error, i = _compare(together, alone)
-        return error, f"column {i % Z.shape[1]} (σ must act on axis 0 only)"
+        error, i, note = _against(together, alone)
+        return error, f"column {i % Z.shape[1]} (σ must act on axis 0 only){note}"
 
-    rows.append(_guard(subject, "σ treats each example alone", columns))
+    rows.append(_guard(subject, _SIGMA_PER_EXAMPLE, columns))
     rows.append(
         _guard(
             subject,
@@ -238,8 +260,8 @@ def _float32_jit(obj, what: str) -> tuple[float, str]:
     for out in (*eager, *jitted):
         if out.dtype != jnp.float32:
             return float("inf"), f"{what} gives {out.dtype} for float32 inputs"
-    error, _ = _compare(jitted, eager)
-    return error, "float32 in and out; jit against eager"
+    error, _, note = _against(jitted, eager)
+    return error, "float32 in and out; jit against eager" + note
 
 
 # -- costs --------------------------------------------------------------------------------------
@@ -248,6 +270,25 @@ def _float32_jit(obj, what: str) -> tuple[float, str]:
 def _cost_outputs(cost: Cost) -> tuple[Activation, ...]:
     names = cost.output_activations or ("sigmoid", "tanh", "linear")
     return tuple(activations.get(n) for n in names)
+
+
+#: The rows that fail when σ or C works across the examples (the wrong axis): when one fails,
+#: the rows that fail beside it say so, as that is the likely cause.
+_SUMS_OVER_AXIS_0 = "C sums over axis 0 only"
+_GRADIENT_PER_EXAMPLE = "∇_a C treats each example alone"
+_SIGMA_PER_EXAMPLE = "σ treats each example alone"
+_AXIS_ROWS = (_SIGMA_PER_EXAMPLE, _SUMS_OVER_AXIS_0, _GRADIENT_PER_EXAMPLE)
+
+
+def _blame_the_axis(rows: list) -> list:
+    """Rows, the failing ones beside a failing axis row saying that the axis is the likely
+    cause (a C that sums over every axis, or a ∇_a C along axis 1, fails most other rows too)."""
+    axis = next((r for r in rows if isinstance(r, Row) and r.test in _AXIS_ROWS and not r.ok), None)
+    if axis is not None:
+        for row in rows:
+            if row is not axis and not row.ok:
+                row.where += f" (fix the axis first: '{axis.test}' fails)"
+    return rows
 
 
 def _cost_rows(cost: Cost, key) -> list[Row]:
@@ -270,10 +311,20 @@ def _cost_rows(cost: Cost, key) -> list[Row]:
         alone = jnp.stack([cost(A[:, j], one_hot[:, j]) for j in range(m)])
         if np.shape(alone) != (m,):
             return float("inf"), f"C(a, y) for one example has shape {np.shape(alone[0])}, not ()"
-        error, i = _compare(together, alone)
-        return error, f"example {i}"
+        error, i, note = _against(together, alone)
+        return error, f"example {i} (C must sum over axis 0 only){note}"
 
-    rows.append(_guard(subject, "C sums over the neuron axis only", sums_over_axis_0))
+    def gradient_per_example():
+        A = activations.get(_cost_outputs(cost)[0])(Z)
+        together = cost.gradient(A, soft)
+        if np.shape(together) != A.shape:
+            return float("inf"), f"∇_a C has shape {np.shape(together)} for a of shape {A.shape}"
+        alone = jnp.stack([cost.gradient(A[:, j], soft[:, j]) for j in range(m)], axis=1)
+        error, i, note = _against(together, alone)
+        return error, f"example {i % m} (∇_a C must act on axis 0 only){note}"
+
+    rows.append(_guard(subject, _SUMS_OVER_AXIS_0, sums_over_axis_0))
+    rows.append(_guard(subject, _GRADIENT_PER_EXAMPLE, gradient_per_example))
     for sigma in _cost_outputs(cost):
         A = sigma(Z)
         for label, Y in (("one-hot y", one_hot), ("soft y", soft)):
@@ -281,19 +332,19 @@ def _cost_rows(cost: Cost, key) -> list[Row]:
             def gradient(sigma=sigma, A=A, Y=Y):
                 mine = cost.gradient(A, Y)
                 reference = jax.grad(lambda a: jnp.sum(cost(a, Y)))(A)
-                error, i = _compare(mine, reference)
-                return error, f"{sigma.name} outputs: output {_place(A, i, 'a')}"
+                error, i, note = _against(mine, reference)
+                return error, f"{sigma.name} outputs: output {_place(A, i, 'a')}{note}"
 
             def fused(sigma=sigma, A=A, Y=Y):
                 mine = cost.output_error(sigma, Z, A, Y)
                 reference = jax.grad(lambda z: jnp.sum(cost(sigma(z), Y)))(Z)
-                error, i = _compare(mine, reference)
-                return error, f"output {_place(Z, i, 'z')}"
+                error, i, note = _against(mine, reference)
+                return error, f"output {_place(Z, i, 'z')}{note}"
 
             def stable(sigma=sigma, Y=Y):
                 mine = cost.from_weighted_input(sigma, Z, Y)
-                error, i = _compare(mine, cost(sigma(Z), Y))
-                return error, f"example {i}"
+                error, i, note = _against(mine, cost(sigma(Z), Y))
+                return error, f"example {i}{note}"
 
             rows.append(_guard(subject, f"∇_a C = jax.grad of C, {sigma.name}, {label}", gradient))
             rows.append(
@@ -385,17 +436,18 @@ def _measure(label: str, net: Network, key) -> NetworkRow:
         "eq35": (alternate_presentation_grad(net, params, x, y), reference),
         "eq53": (path_sum_grad(net, params, x, y), reference),
     }
-    errors = {name: _compare(*pair) for name, pair in forms.items()}
+    errors = {name: _against(*pair) for name, pair in forms.items()}
     worst = max(errors, key=lambda name: np.nan_to_num(errors[name][0], nan=np.inf))
-    fd = relative_error(
+    fd, _, fd_note = _against(
         forms["backprop"][0], finite_difference_grad(net, params, x, y, central=True)
     )
+    _, i, note = errors[worst]
     return NetworkRow(
         case=label,
         sizes=list(net.sizes),
-        **{name: error for name, (error, _) in errors.items()},
+        **{name: error for name, (error, _, _) in errors.items()},
         finite_difference=fd,
-        where=f"{worst}: {_parameter(reference, errors[worst][1])}",
+        where=f"{worst}: {_parameter(reference, i)}{note or fd_note}",
     )
 
 
@@ -434,7 +486,7 @@ def check_activation(
         if networks:
             for i, c in enumerate(partners):
                 rows.append(_network_row(act, c, seed, jax.random.fold_in(key, 100 + i)))
-    return rows
+    return _blame_the_axis(rows)
 
 
 def check_cost(cost, *, activation=None, seed: int = 0, networks: bool = True) -> list:
@@ -456,7 +508,7 @@ def check_cost(cost, *, activation=None, seed: int = 0, networks: bool = True) -
         if networks:
             for i, a in enumerate(partners):
                 rows.append(_network_row(a, the_cost, seed, jax.random.fold_in(key, 200 + i)))
-    return rows
+    return _blame_the_axis(rows)
 
 
 def _builtin_costs() -> tuple[str, ...]:

@@ -259,13 +259,14 @@ def _data(args) -> int:
 
 
 def _check(args) -> int:
+    from tqdm import tqdm
+
     from .check import format_table, run_check, to_json
 
-    rows = []
-    for row in run_check(args.seed, activation=args.activation, cost=args.cost):
-        rows.append(row)
-        if not args.json:
-            print(f"  checked {row.case}", file=sys.stderr, flush=True)
+    # each row is printed once, in the table; a terminal sees a count while they are measured
+    checking = run_check(args.seed, activation=args.activation, cost=args.cost)
+    quiet = not sys.stderr.isatty()
+    rows = list(tqdm(checking, "checking", unit=" rows", leave=False, disable=quiet))
     print(to_json(rows) if args.json else format_table(rows))
     return 0 if all(r.ok for r in rows) else 1
 

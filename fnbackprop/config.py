@@ -61,7 +61,7 @@ from .data import DATASETS
 from .errors import ConfigError, FnbackpropError
 from .network import INITS, Network
 from .optimizers import OPTIMIZERS
-from .registry import Registry
+from .registry import Registry, did_you_mean
 from .schedules import SCHEDULES, make_schedule
 from .sharding import check_divisible
 from .training import GRADIENTS
@@ -300,7 +300,8 @@ def parse(
         section = sorted(unknown)[0]
         where = next((v for k, v in (sources or {}).items() if k.split(".")[0] == section), source)
         raise ConfigError(
-            f"{where}: unknown section [{section}]; valid sections: {', '.join(_SECTIONS)}"
+            f"{where}: unknown section [{section}]{did_you_mean(section, _SECTIONS)}; "
+            f"valid sections: {', '.join(_SECTIONS)}"
         )
     sections = {}
     for name, cls in _SECTIONS.items():
@@ -320,8 +321,8 @@ def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: st
         where = _source(source, sources, f"{section}.{key}")
         if key not in fields:
             raise ConfigError(
-                f"{where}: unknown key {section}.{key}; valid keys in [{section}]: "
-                f"{', '.join(fields)}"
+                f"{where}: unknown key {section}.{key}{did_you_mean(key, fields)}; "
+                f"valid keys in [{section}]: {', '.join(fields)}"
             )
         values[key] = _coerce(f"{section}.{key}", fields[key].type, value, where)
     required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
@@ -465,7 +466,7 @@ def _check_names(config: Config, source: str, sources=None) -> None:
     if t.dtype not in DTYPES:
         raise ConfigError(
             f"{_source(source, sources, 'training.dtype')}: training.dtype = {t.dtype!r} is not "
-            f"one of: {', '.join(DTYPES)}"
+            f"one of: {', '.join(DTYPES)}{did_you_mean(t.dtype, DTYPES)}"
         )
     try:
         make_schedule(t.schedule, t.eta, t.epochs, **dict(t.schedule_args))

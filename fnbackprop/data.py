@@ -29,12 +29,14 @@ import hashlib
 import math
 import os
 import pickle
+import shutil
 import struct
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.client import HTTPException
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -470,6 +472,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, dataset: str | Dataset)
 
 def _where_to_put(ds: Dataset, root: Path) -> str:
     names = ", ".join(ds.file_names)
+    if not root.is_dir():  # a mistyped FNBACKPROP_DATA or --data-dir, most likely
+        return (
+            f"{root} does not exist (it was not created): check the path, or put {names} in it "
+            f"by hand, or point {ds.env_var} or --data-dir at a folder that holds them"
+        )
     return (
         f"put {names} in {root} by hand, or point {ds.env_var} or --data-dir at a folder that "
         "holds them"
@@ -528,21 +535,46 @@ def download(
     """Fetch the files of `dataset` into `dest_dir`, verified; return their paths.
 
     Files already present with the official content are kept. Each missing file is tried from
-    each mirror in turn; a file that fails verification is deleted before the next mirror.
+    each mirror in turn; a file that fails verification is deleted before the next mirror. A
+    `dest_dir` that does not exist is created only once every file has arrived (they are fetched
+    into a hidden folder beside it, renamed to `dest_dir` at the end): a failed download into a
+    mistyped path leaves nothing behind.
     """
     ds = DATASETS.get(dataset)
     root = Path(dest_dir)
     if not ds.mirrors and mirrors is None:
         raise DataError(f"{ds.name} is never downloaded: {ds.note} (in {root})")
+    mirrors = ds.mirrors if mirrors is None else tuple(mirrors)
+    with _new_folder_if_complete(root) as folder:
+        for expected in ds.files:
+            if _check_file(folder / expected.name, expected) is not None:
+                _fetch_from_mirrors(ds, expected, folder, mirrors, progress, timeout, root)
+    return [root / name for name in ds.file_names]
+
+
+@contextlib.contextmanager
+def _new_folder_if_complete(root: Path) -> Iterator[Path]:
+    """`root` if it is a folder; else a hidden temporary folder in the nearest folder above it
+    that exists, renamed to `root` (its parents made) if the block succeeds, removed if not."""
+    if root.is_dir():
+        yield root
+        return
+    if root.exists():
+        raise DataError(f"cannot create data folder {root} (a file of that name is in the way)")
+    above = next(p for p in root.absolute().parents if p.exists())
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".part", dir=above))
     except OSError as err:
         raise DataError(f"cannot create data folder {root} ({_one_line(err)})") from None
-    mirrors = ds.mirrors if mirrors is None else tuple(mirrors)
-    for expected in ds.files:
-        if _check_file(root / expected.name, expected) is not None:
-            _fetch_from_mirrors(ds, expected, root, mirrors, progress, timeout)
-    return [root / name for name in ds.file_names]
+    try:
+        yield staging
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(root)
+        except OSError as err:
+            raise DataError(f"cannot create data folder {root} ({_one_line(err)})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already if it became `root`
 
 
 _BAR_STYLE = {"unit": "B", "unit_scale": True, "leave": False}
@@ -555,17 +587,19 @@ class _MirrorFailed(Exception):
 def _fetch_from_mirrors(
     ds: Dataset,
     expected: DataFile,
-    root: Path,
+    folder: Path,
     mirrors: Sequence[str],
     progress: bool,
     timeout: float,
+    root: Path,
 ) -> None:
+    """Fetch `expected` into `folder` (`root`, or the folder that will become it)."""
     failures = []
     name = expected.name
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            with atomic_file(root / name) as f:
+            with atomic_file(folder / name) as f:
                 _fetch(url, f, progress, timeout)
                 if (reason := _check_file(Path(f.name), expected)) is not None:
                     raise _MirrorFailed(reason)

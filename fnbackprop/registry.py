@@ -13,7 +13,9 @@ of three *specs*, resolved by `Registry.get`:
 
 One name rule holds everywhere: a name is lowercase letters, digits and `_`, starting with a
 letter (`leaky_relu`), matched exactly; a near miss (`"Leaky-ReLU"`) is refused with the name it
-resembles. A name that clashes with a built-in cannot be registered.
+resembles (`did_you_mean`, also used for config keys). A name that an imported module lacks is
+refused with what the module has of the kind (its activations, say), and the nearest. A name
+that clashes with a built-in cannot be registered.
 
 An object given directly (an `Activation` instance, say) is passed through the registry's check,
 so a mistake is reported where the object is first given, in one line, not later inside `jit`.
@@ -31,7 +33,14 @@ from typing import Any, Generic, TypeVar
 
 from .errors import FnbackpropError
 
-__all__ = ["NAME_RULE", "Registry", "check_name", "import_object", "is_import_path"]
+__all__ = [
+    "NAME_RULE",
+    "Registry",
+    "check_name",
+    "did_you_mean",
+    "import_object",
+    "is_import_path",
+]
 
 T = TypeVar("T")
 
@@ -56,12 +65,20 @@ def is_import_path(spec: object) -> bool:
     return isinstance(spec, str) and ":" in spec
 
 
-def import_object(spec: str, kind: str = "object") -> Any:
+def import_object(
+    spec: str,
+    kind: str = "object",
+    *,
+    fits: Callable[[Any], bool] | None = None,
+    plural: str | None = None,
+) -> Any:
     """The object an import path `package.module:Name` names (`Name` may be dotted).
 
     The module is searched on `sys.path` and then in the current folder (as `python -m` would),
     so a module file beside the config works from the command line too. Every failure is one
-    `FnbackpropError` naming the module and how to make it importable.
+    `FnbackpropError` naming the module and how to make it importable; a name the module lacks
+    is answered with the nearest of its names and those that `fits` accepts (its `plural`, e.g.
+    its activations), else all its public names.
     """
     module_name, _, attribute = spec.strip().partition(":")
     if not _DOTTED.match(module_name) or not _DOTTED.match(attribute):
@@ -74,11 +91,48 @@ def import_object(spec: str, kind: str = "object") -> Any:
         try:
             value = getattr(value, part)
         except AttributeError:
+            offer = _what_it_has(value, part, fits, plural or f"{kind}s")
             raise FnbackpropError(
                 f"{kind} {spec!r}: module {module_name!r} ({getattr(module, '__file__', '?')}) "
-                f"has no {attribute!r}"
+                f"has no {attribute!r}{offer}"
             ) from None
     return value
+
+
+#: At most this many of a module's names in a message.
+_MAX_LISTED = 12
+
+
+def _what_it_has(owner: Any, missing: str, fits: Callable[[Any], bool] | None, plural: str) -> str:
+    """'; its activations: A, B' — what `owner` (a module, or a class in it) offers instead of
+    `missing`: the public names `fits` accepts, else every public name, and the nearest."""
+    public = [n for n in getattr(owner, "__all__", None) or dir(owner) if not n.startswith("_")]
+    public = [n for n in public if not inspect.ismodule(getattr(owner, n, None))]
+    fitting = [n for n in public if fits is not None and _accepts(fits, getattr(owner, n, None))]
+    names, label = (fitting, f"its {plural}") if fitting else (public, "its public names")
+    if not names:
+        return "; it has no public names"
+    listed = ", ".join(names[:_MAX_LISTED]) + (", …" if len(names) > _MAX_LISTED else "")
+    hint = did_you_mean(missing, names)
+    none = f" (none is one of the {plural})" if fits is not None and not fitting else ""
+    return f"{hint}; {label}{none}: {listed}"
+
+
+def _accepts(fits: Callable[[Any], bool], obj: Any) -> bool:
+    try:
+        return bool(fits(obj))
+    except Exception:  # building someone's class to look at it: any failure means no
+        return False
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the choice nearest `word` (compared as names, so 'Leaky-ReLU'
+    is near 'leaky_relu' and 'swsh' near 'Swish'), or '' when none is near enough."""
+    by_name: dict[str, str] = {}
+    for choice in choices:
+        by_name.setdefault(_normalize(choice), choice)
+    near = difflib.get_close_matches(_normalize(word), list(by_name), n=1, cutoff=0.75)
+    return f" (did you mean {by_name[near[0]]!r}?)" if near else ""
 
 
 def _import_module(module_name: str, spec: str, kind: str):
@@ -220,7 +274,8 @@ class Registry(Generic[T]):
         if not isinstance(spec, str):
             return self._check(spec)
         if is_import_path(spec):
-            return self._check_imported(import_object(spec, self.kind), spec)
+            found = import_object(spec, self.kind, fits=self._fits, plural=self.plural)
+            return self._check_imported(found, spec)
         if spec in self._builtins:
             return self._builtins[spec]
         if spec in self._registered:
@@ -233,12 +288,18 @@ class Registry(Generic[T]):
     def unknown(self, spec: str) -> str:
         """The message for a name that names nothing: the valid names and the nearest one."""
         names = self.names()
-        near = difflib.get_close_matches(_normalize(spec), names, n=1, cutoff=0.75)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
         return (
-            f"unknown {self.kind} {spec!r}{hint}; valid names: {', '.join(names)}; "
-            f"or your own as 'package.module:Name'"
+            f"unknown {self.kind} {spec!r}{did_you_mean(spec, names)}; valid names: "
+            f"{', '.join(names)}; or your own as 'package.module:Name'"
         )
+
+    def _fits(self, obj: Any) -> bool:
+        """Whether `obj` passes this registry's check (a name a module offers, for messages)."""
+        try:
+            self._check(obj)
+        except FnbackpropError:
+            return False
+        return True
 
     def _check_imported(self, obj: Any, spec: str) -> T:
         try:

@@ -58,6 +58,28 @@ class WrongAxisHuber(Huber):
         return jnp.sum(jnp.where(r <= 1, 0.5 * r**2, r - 0.5))
 
 
+class WrongAxisGradient(fb.Cost):
+    """Cross-entropy of softmax(a), with ∇_a C's softmax along jax.nn's default axis, the last:
+    right for one example, across the examples for a matrix of columns."""
+
+    name: ClassVar[str] = "wrong_axis_gradient"
+
+    def __call__(self, a, y):
+        return -jnp.sum(y * jax.nn.log_softmax(a, axis=0), axis=0)
+
+    def gradient(self, a, y):
+        return jax.nn.softmax(a) * jnp.sum(y, axis=0, keepdims=True) - y
+
+
+class StraightThroughStep(activations.Step):
+    """The perceptron's step with σ′ = 1 (a straight-through estimator): σ′ where jax.grad is 0."""
+
+    name: ClassVar[str] = "straight_through"
+
+    def prime(self, z):
+        return jnp.ones_like(z)
+
+
 class WrongFusedQuadratic(costs.Quadratic):
     """A fused BP1 with the sign of a − y flipped for sigmoid outputs."""
 
@@ -142,9 +164,68 @@ def test_a_wrong_prime_is_caught_and_located():
 
 def test_a_cost_summing_over_every_axis_is_caught():
     rows = check.check_cost(WrongAxisHuber(), networks=False)
-    contract = next(r for r in rows if r.test == "C sums over the neuron axis only")
+    contract = next(r for r in rows if r.test == "C sums over axis 0 only")
     assert not contract.ok
     assert "has shape ()" in contract.where and "expected (5,)" in contract.where
+    assert "sum over axis 0 only" in contract.where
+
+
+def test_a_gradient_along_the_wrong_axis_is_named_by_every_row_it_fails(capsys):
+    """A ∇_a C right for one example but taken across the examples (softmax's default axis) fails
+    the gradient, BP1 and network rows; the axis row names the axis, and the others point at it."""
+    args = ["check", "--cost", "tests.test_check:WrongAxisGradient", "--activation", "sigmoid"]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    failing = [line for line in out.splitlines() if line.endswith("FAIL")]
+    assert len(failing) > 1  # the gradient and the network fail too, as they should
+    axis_row = next(line for line in failing if "∇_a C treats each example alone" in line)
+    assert "∇_a C must act on axis 0 only" in axis_row
+    for line in failing:
+        assert "axis" in line, line
+    others = [line for line in failing if line != axis_row]
+    assert all("fix the axis first: '∇_a C treats each example alone' fails" in o for o in others)
+    assert "first: cost wrong_axis_gradient: ∇_a C treats each example alone" in out
+
+
+def test_a_cost_summing_over_every_axis_points_its_other_failures_at_the_contract():
+    rows = check.check_cost(WrongAxisHuber(), activation="sigmoid")
+    failed = [r for r in rows if not r.ok]
+    assert failed[0].test == "C sums over axis 0 only"
+    for row in failed[1:]:
+        assert "fix the axis first: 'C sums over axis 0 only' fails" in row.where, row
+
+
+def test_a_right_cost_passes_the_axis_rows_and_names_no_axis():
+    rows = check.check_cost(Huber(), networks=False)
+    assert all(r.ok for r in rows)
+    assert not any("fix the axis" in r.where for r in rows)
+
+
+def test_a_zero_reference_gives_the_absolute_error_not_4e307(capsys):
+    """σ′ = 1 where jax.grad of the step is 0 everywhere: the error is |1 − 0| = 1, and the row
+    says the reference is 0, instead of 1 / (the smallest float64) ≈ 4.5e+307."""
+    rows = check.check_activation(StraightThroughStep(), networks=False)
+    prime = next(r for r in rows if r.test == "σ′ = jax.grad of σ")
+    assert not prime.ok and prime.error == 1.0
+    assert "σ′ 1, jax.grad 0 (reference is 0: absolute error)" in prime.where
+    backward = [r for r in rows if r.test.startswith("backward")]
+    assert backward and all(not r.ok and r.error < 20 for r in backward)
+    assert all("reference is 0" in r.where for r in backward)
+    args = ["check", "--activation", "tests.test_check:StraightThroughStep", "--cost", "quadratic"]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "e+307" not in out and "e+30" not in out
+    assert "1.0e+00" in out and "reference is 0: absolute error" in out
+
+
+def test_each_row_is_printed_once(capsys):
+    """The table is the report: no 'checked …' line on stderr repeats each of its rows."""
+    rows = list(check.run_check(activation=Swish(), cost="quadratic"))
+    assert cli.main(["check", "--activation", "tests.test_check:Swish", "--cost", "quadratic"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    printed = [line for line in captured.out.splitlines() if line.endswith("  ok")]
+    assert len(printed) == len(rows)
 
 
 def test_a_wrong_fused_output_error_is_caught():
@@ -165,6 +246,8 @@ def test_a_wrong_backward_and_a_sigma_mixing_examples_are_caught():
     rows = check.check_activation(AllAxesSoftmax(), networks=False)
     alone = next(r for r in rows if r.test == "σ treats each example alone")
     assert not alone.ok and "axis 0" in alone.where
+    others = [r for r in rows if not r.ok and r is not alone]
+    assert all("fix the axis first: 'σ treats each example alone' fails" in r.where for r in others)
 
 
 def test_a_sigma_that_raises_fails_its_rows_without_stopping_the_check():

@@ -103,12 +103,19 @@ def test_integers_are_accepted_where_numbers_are_expected(tmp_path):
     [
         (
             "[trainig]\neta = 1.0",
-            r"unknown section \[trainig\]; valid sections: network, training, data",
+            r"unknown section \[trainig\] \(did you mean 'training'\?\); valid sections: network, "
+            "training, data",
         ),
         (
             "[training]\netaa = 1.0",
-            r"unknown key training.etaa; valid keys in \[training\]: epochs, ",
+            r"unknown key training.etaa \(did you mean 'eta'\?\); valid keys in \[training\]: "
+            "epochs, ",
         ),
+        (
+            "[network]\nsize = [784, 10]",
+            r"unknown key network.size \(did you mean 'sizes'\?\); valid keys in \[network\]: ",
+        ),
+        ("[training]\nvelocity = 2", r"unknown key training.velocity; valid keys in \[training"),
         ('[training]\neta = "fast"', "training.eta must be a number, got 'fast'"),
         ("[training]\nepochs = 1.5", "training.epochs must be an integer"),
         ("[training]\nepochs = true", "training.epochs must be an integer"),
@@ -142,6 +149,7 @@ def test_integers_are_accepted_where_numbers_are_expected(tmp_path):
             "backprop_batch, autodiff, backprop_vjp",
         ),
         ('[training]\ndtype = "float16"', "is not one of: float32, float64"),
+        ('[training]\ndtype = "float23"', r"float64 \(did you mean 'float32'\?\)$"),
         (
             '[data]\ndataset = "cifar"',
             r"data.dataset: unknown dataset 'cifar'; valid names: mnist, mnist_pkl, fashion_mnist",

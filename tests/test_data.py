@@ -618,7 +618,67 @@ def test_download_offline(tmp_path: Path):
         download("mnist", dest, mirrors=[_closed_port_url(), "nonsense://x/"], progress=False)
     message = one_line_error(excinfo, FILES[0], str(dest), "FNBACKPROP_DATA", "--data-dir")
     assert "refused" in message.lower()
-    assert os.listdir(dest) == []
+    assert f"{dest} does not exist (it was not created)" in message
+    assert os.listdir(tmp_path) == []  # neither the folder nor a hidden one it was fetched into
+
+
+def _offline(url, out, progress, timeout):
+    raise data._MirrorFailed("[Errno -3] Temporary failure in name resolution")
+
+
+@pytest.mark.parametrize("how", ["FNBACKPROP_DATA", "--data-dir"])
+def test_a_mistyped_data_folder_is_named_and_not_created(clean_env, tmp_path, how, capsys):
+    """`FNBACKPROP_DATA=…/dta/mnist fnbackprop train …` with no network: one line naming the
+    folder, exit code 2, and no empty folder left to be mistaken for the data."""
+    from fnbackprop import cli
+
+    typo = tmp_path / "shared" / "dta" / "mnist"
+    clean_env.setattr(data, "_fetch", _offline)
+    clean_env.chdir(tmp_path)
+    config = REPO / "experiments" / "configs" / "chapter1.toml"
+    if how == "FNBACKPROP_DATA":
+        clean_env.setenv("FNBACKPROP_DATA", str(typo))
+        args = ["train", str(config), "--quiet", "--out", "run"]
+    else:
+        args = ["data", "download", "--data-dir", str(typo)]
+    before = sorted(os.listdir(tmp_path))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"could not download {FILES[0]} for mnist" in err
+    assert f"{typo} does not exist (it was not created): check the path" in err
+    assert "name resolution" in err
+    assert not typo.exists() and not (tmp_path / "shared").exists()
+    left = set(os.listdir(tmp_path)) - {"run"}  # the run's own folder is fnbackprop.runs' matter
+    assert left == set(before)  # no hidden folder it was fetched into either
+
+
+def test_a_new_folder_appears_only_with_every_file(tmp_path, mirror, monkeypatch):
+    """Three files arrive, the fourth does not: the new folder is not created half full."""
+    fetch = data._fetch
+
+    def fourth_fails(url, out, progress, timeout):
+        if url.endswith(FILES[3]):
+            raise data._MirrorFailed("connection reset")
+        fetch(url, out, progress, timeout)
+
+    monkeypatch.setattr(data, "_fetch", fourth_fails)
+    dest = tmp_path / "new" / "mnist"
+    with pytest.raises(DataError) as excinfo:
+        download("mnist", dest, mirrors=[mirror + "good"], progress=False)
+    one_line_error(excinfo, FILES[3], "connection reset", f"{dest} does not exist")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(data, "_fetch", fetch)
+    download("mnist", dest, mirrors=[mirror + "good"], progress=False)
+    assert sorted(os.listdir(dest)) == sorted(FILES)
+    assert os.listdir(tmp_path) == ["new"] and os.listdir(tmp_path / "new") == ["mnist"]
+
+
+def test_a_file_in_the_way_of_the_folder_is_named(tmp_path: Path):
+    (tmp_path / "mnist").write_bytes(b"")
+    with pytest.raises(DataError) as excinfo:
+        download("mnist", tmp_path / "mnist", mirrors=[_closed_port_url()], progress=False)
+    one_line_error(excinfo, f"cannot create data folder {tmp_path / 'mnist'}", "in the way")
 
 
 def test_download_cannot_create_folder(tmp_path: Path):

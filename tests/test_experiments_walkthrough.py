@@ -5,7 +5,11 @@ started there), so nothing in the repository changes; any cell that raises fails
 """
 
 import os
+import re
 import shutil
+import subprocess
+import sys
+import tomllib
 
 import pytest
 
@@ -49,3 +53,52 @@ def test_walkthrough_runs(mnist_dir, tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Epoch 2:" in text and "same as fnbackprop: True True" in text
     assert common.results_fingerprint() == before
+
+
+def _readme_command(start: str) -> str:
+    """The one line of README.md's commands that starts with `start`."""
+    lines = (common.REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    found = [line.strip() for line in lines if line.strip().startswith(start)]
+    assert len(found) == 1, (start, found)
+    return found[0]
+
+
+def test_the_readme_leads_to_the_walkthrough_and_names_the_commands_to_open_it():
+    readme = (common.REPO / "README.md").read_text(encoding="utf-8")
+    assert "](experiments/walkthrough.ipynb)" in readme
+    opening = _readme_command('pip install -e ".[notebook]"')
+    assert opening.endswith("&& jupyter lab experiments/walkthrough.ipynb")
+    pyproject = tomllib.loads((common.REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+    constraints = (common.REPO / ".ci" / "constraints.txt").read_text(encoding="utf-8")
+    pinned = {line.split("==")[0].lower() for line in constraints.splitlines() if "==" in line}
+    for requirement in extras["notebook"]:
+        assert re.split(r"[<>=!~ \[]", requirement)[0].lower() in pinned, requirement
+    assert "jupyterlab" in " ".join(extras["notebook"])
+    assert any(r.startswith("nbclient") for r in extras["test"])  # `jupyter execute` is nbclient's
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_the_readmes_command_runs_the_walkthrough_and_writes_its_outputs(mnist_dir, tmp_path):
+    """What a reader types after `pip install -e ".[test]"`, run in a copy of the experiments
+    folder: every cell runs, the copy with outputs (and the plot) appears, the notebook is kept."""
+    command = _readme_command("jupyter execute experiments/walkthrough.ipynb")
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(NOTEBOOK, tmp_path / "experiments" / NOTEBOOK.name)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # a reader's: inline plots
+    env |= {"FNBACKPROP_DATA": str(mnist_dir)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO), env.get("PYTHONPATH")]))
+    args = [sys.executable, "-m", "jupyter", *command.split()[1:]]  # this venv's `jupyter`
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    executed = nbformat.read(tmp_path / "experiments" / "walkthrough_executed.ipynb", as_version=4)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Epoch 2:" in text and "by hand = backprop: True" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the plot
+    copy = nbformat.read(tmp_path / "experiments" / NOTEBOOK.name, as_version=4)
+    assert all(c.outputs == [] for c in copy.cells if c.cell_type == "code")  # not in place
+    ignored = (common.REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/experiments/walkthrough_executed.ipynb" in ignored

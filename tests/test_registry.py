@@ -128,6 +128,77 @@ def test_import_path_errors_name_the_module_and_the_fix(spec, needles):
         assert needle in message, message
 
 
+_MYPLUG = """
+import jax
+import jax.numpy as jnp
+import fnbackprop as fb
+
+class Swish(fb.Activation):
+    name = "myplug_swish"
+    def __call__(self, z):
+        return z * jax.nn.sigmoid(z)
+    def prime(self, z):
+        s = jax.nn.sigmoid(z)
+        return s + z * s * (1 - s)
+
+class Cube(fb.Activation):
+    name = "myplug_cube"
+    def __call__(self, z):
+        return z**3
+    def prime(self, z):
+        return 3 * z**2
+
+def helper(z):
+    return jnp.tanh(z)
+"""
+
+
+@pytest.mark.parametrize(
+    "spec, needles",
+    [
+        ("myplug:Nope", ["has no 'Nope'; its activations: Cube, Swish"]),
+        ("myplug:Swsh", ["has no 'Swsh' (did you mean 'Swish'?); its activations: Cube, Swish"]),
+        ("myplug:swish", ["has no 'swish' (did you mean 'Swish'?)"]),
+    ],
+)
+def test_a_name_a_plugin_module_lacks_is_answered_with_what_it_has(
+    tmp_path, monkeypatch, capsys, spec, needles
+):
+    """`fnbackprop check --activation myplug:Nope`: one line listing the module's activations
+    (not its helper function, nor the modules it imports), with the nearest name."""
+    from fnbackprop import cli
+
+    (tmp_path / "myplug.py").write_text(_MYPLUG, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.main(["check", "--activation", spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"activation {spec!r}: module 'myplug'" in err
+    for needle in needles:
+        assert needle in err, err
+    assert "helper" not in err and "jnp" not in err
+
+
+def test_a_module_without_any_of_the_kind_lists_its_public_names(tmp_path, monkeypatch):
+    (tmp_path / "myplug_costs.py").write_text(_MYPLUG, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(FnbackpropError) as excinfo:
+        costs.get("myplug_costs:Huber")
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "has no 'Huber'; its public names (none is one of the costs): Cube, Swish, helper"
+    )
+
+
+def test_did_you_mean_compares_names_and_keeps_the_choice_as_written():
+    assert registry.did_you_mean("Leaky-ReLU", ["relu", "leaky_relu"]) == (
+        " (did you mean 'leaky_relu'?)"
+    )
+    assert registry.did_you_mean("swsh", ["Swish", "Cube"]) == " (did you mean 'Swish'?)"
+    assert registry.did_you_mean("xavier", ["normal", "scaled"]) == ""
+
+
 def test_a_module_that_fails_to_import_is_named(tmp_path, monkeypatch):
     (tmp_path / "broken_sigmas.py").write_text("import not_installed_anywhere\n")
     (tmp_path / "raising_sigmas.py").write_text("raise RuntimeError('half written')\n")

@@ -84,9 +84,11 @@ def compute() -> dict:
 
 
 def differences(made: dict, now: dict) -> list[str]:
-    """The names whose values differ beyond tolerance (or are missing on either side)."""
+    """The names of `made` whose values differ now beyond tolerance, or are gone. A name only
+    `now` has (a σ, a cost or an init scheme added since) is not a difference: nothing made
+    before it rests on it."""
     a, b = made["values"], now["values"]
-    changed = sorted(set(a) ^ set(b))
+    changed = sorted(set(a) - set(b))
     for name in sorted(set(a) & set(b)):
         x, y = a[name], b[name]
         if x is None or y is None:

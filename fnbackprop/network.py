@@ -80,11 +80,22 @@ def scaled_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array,
     return w / jnp.sqrt(jnp.asarray(n_in, dtype)), b
 
 
+def network3_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+    """w ~ N(0, 1/n_out), b ~ N(0, 1): chapter 6's network3.py, FullyConnectedLayer."""
+    w, b = normal_init(key, n_out, n_in, dtype)
+    return w / jnp.sqrt(jnp.asarray(n_out, dtype)), b
+
+
+def zeros_init(key: PRNGKeyArray, n_out: int, n_in: int, dtype) -> tuple[Array, Array]:
+    """w = 0, b = 0: network3.py's SoftmaxLayer (the layers below break the symmetry)."""
+    return jnp.zeros((n_out, n_in), dtype), jnp.zeros((n_out,), dtype)
+
+
 #: Initialization schemes by name: a function (key, n_out, n_in, dtype) -> (w, b) per layer.
 INITS: Registry[Callable] = Registry(
     "init scheme",
     functions("an init scheme is a function (key, n_out, n_in, dtype) -> (w, b)"),
-    {"normal": normal_init, "scaled": scaled_init},
+    {"normal": normal_init, "scaled": scaled_init, "network3": network3_init, "zeros": zeros_init},
     name_of=lambda f: f.__name__,
 )
 

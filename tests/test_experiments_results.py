@@ -130,7 +130,9 @@ def test_the_fingerprint_is_reproducible(fingerprint_now):
 def test_fingerprint_differences_and_kinds():
     made = {"kind": {"jax": "1", "backend": "cpu"}, "values": {"a": 1.0, "b": 0.0, "c": 2.0}}
     now = {"kind": {"jax": "1", "backend": "cpu"}, "values": {"a": 1.0 + 1e-12, "b": 1e-13}}
-    assert fingerprint.differences(made, now) == ["c"]  # within tolerance, or missing
+    assert fingerprint.differences(made, now) == ["c"]  # within tolerance, or gone
+    now["values"]["d"] = 5.0  # something new: nothing made before rests on it
+    assert fingerprint.differences(made, now) == ["c"]
     now["values"] |= {"c": 2.0 * (1 + 1e-6)}
     assert fingerprint.differences(made, now) == ["c"]
     assert fingerprint.comparable(made, now) is None

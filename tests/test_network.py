@@ -143,7 +143,7 @@ def test_network_is_static_hashable_and_equal_for_equal_arguments():
 # -- init -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["normal", "scaled"])
+@pytest.mark.parametrize("scheme", ["normal", "scaled", "network3", "zeros"])
 def test_init_has_the_books_orientation_and_dtype(scheme):
     net = fb.Network(SIZES)
     params = net.init(jax.random.key(0), scheme=scheme)
@@ -155,6 +155,18 @@ def test_init_has_the_books_orientation_and_dtype(scheme):
     ]
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
     check_params(net, params)  # what init gives, the checks accept
+
+
+def test_the_schemes_scale_one_draw():
+    """scaled divides the N(0, 1) weights by √n_in, network3 by √n_out; biases stay N(0, 1)."""
+    net = fb.Network([400, 100, 10])
+    draws = {s: net.init(jax.random.key(3), s) for s in ("normal", "scaled", "network3", "zeros")}
+    (w, b), _ = draws["normal"]
+    np.testing.assert_allclose(draws["scaled"][0][0], w / 20, rtol=1e-6)
+    np.testing.assert_allclose(draws["network3"][0][0], w / 10, rtol=1e-6)
+    np.testing.assert_array_equal(draws["network3"][0][1], b)
+    assert not any(np.any(leaf) for leaf in jax.tree.leaves(draws["zeros"]))
+    assert 0.9 < float(np.std(np.asarray(w))) < 1.1
 
 
 def test_init_honours_float64_under_x64(x64):

@@ -4,7 +4,7 @@
     sizes = [784, 30, 10]
     activation = "sigmoid"        # one name, or one per layer after the input
     cost = "quadratic"
-    init = "normal"               # or "scaled"
+    init = "normal"               # scaled | network3 | zeros, or one per layer
     [[network.override]]          # optional, repeatable: one neuron with its own activation
     layer = 2                     # the book's numbering: layer 2 is the first hidden layer
     neuron = 5                    # neurons count from 0 within their layer
@@ -98,7 +98,7 @@ class NetworkConfig:
     sizes: tuple[int, ...] = (784, 30, 10)
     activation: str | tuple[str, ...] = "sigmoid"
     cost: str = "quadratic"
-    init: str = "normal"
+    init: str | tuple[str, ...] = "normal"
     override: tuple[Override, ...] = ()
 
 
@@ -458,7 +458,14 @@ def _check_names(config: Config, source: str, sources=None) -> None:
             "network.override.activation", o.activation, activations.ACTIVATIONS, "network.override"
         )
     choose("network.cost", n.cost, costs.COSTS)
-    choose("network.init", n.init, INITS)
+    for name in (n.init,) if isinstance(n.init, str) else n.init:
+        choose("network.init", name, INITS)
+    if not isinstance(n.init, str) and len(n.init) != len(n.sizes) - 1:
+        raise ConfigError(
+            f"{_source(source, sources, 'network.init')}: network.init lists {len(n.init)} "
+            f"schemes for {len(n.sizes) - 1} layers: give one name, or one per layer after "
+            "the input"
+        )
     choose("training.optimizer", t.optimizer, OPTIMIZERS)
     choose("training.gradient", t.gradient, GRADIENTS)
     choose("training.schedule", t.schedule, SCHEDULES)

@@ -161,7 +161,10 @@ class Network(eqx.Module):
         return all(type(layer) is Dense for layer in self.layers)
 
     def init(
-        self, key: PRNGKeyArray, scheme: str = "normal", dtype: jnp.dtype = jnp.float32
+        self,
+        key: PRNGKeyArray,
+        scheme: "str | Sequence[str]" = "normal",
+        dtype: jnp.dtype = jnp.float32,
     ) -> Params:
         """Random parameters: a tuple with each layer's, `(w, b)` for a dense layer, `w`
         (n_out, n_in), `b` (n_out,).
@@ -169,11 +172,19 @@ class Network(eqx.Module):
         `scheme="normal"` draws every weight and bias from N(0, 1) (chapter 1);
         `scheme="scaled"` draws weights from N(0, 1/n_in), biases from N(0, 1); any name or
         import path in `INITS` (a function (key, n_out, n_in, dtype) -> (w, b)) works for dense
-        layers. Each layer draws from its own key, `jax.random.split(key, L − 1)`.
+        layers; a sequence gives one per layer (e.g. network3's `["network3", "zeros"]` for a
+        hidden layer under a softmax one). Each layer draws from its own key,
+        `jax.random.split(key, L − 1)`.
         """
+        schemes = (scheme,) * len(self.layers) if isinstance(scheme, str) else tuple(scheme)
+        if len(schemes) != len(self.layers):
+            raise FnbackpropError(
+                f"{len(schemes)} init schemes given for {len(self.layers)} layers: give one "
+                "name, or one per layer after the input"
+            )
         keys = jax.random.split(key, len(self.layers))
         return tuple(
-            layer.init(k, scheme, dtype) for k, layer in zip(keys, self.layers, strict=True)
+            layer.init(k, s, dtype) for k, s, layer in zip(keys, schemes, self.layers, strict=True)
         )
 
 

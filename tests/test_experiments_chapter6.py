@@ -1,0 +1,36 @@
+"""experiments/chapter6_ladder.py: network3's figure, resumable rungs, the quick run."""
+
+import pytest
+
+from experiments import chapter6_ladder
+
+pytestmark = pytest.mark.usefixtures("results_untouched")
+
+
+def test_network3_figure_is_the_test_accuracy_at_the_last_best_validation_epoch():
+    metrics = [
+        {"epoch": e, "validation_accuracy": v, "test_accuracy": t}
+        for e, (v, t) in enumerate([(0.90, 0.91), (0.95, 0.94), (0.93, 0.96), (0.95, 0.97)])
+    ]
+    figure = chapter6_ladder.network3_figure(metrics)
+    assert figure == {"best_epoch": 3, "validation": 0.95, "test": 0.97, "final_test": 0.97}
+    figure = chapter6_ladder.network3_figure(metrics[:3])
+    assert (figure["best_epoch"], figure["test"], figure["final_test"]) == (1, 0.94, 0.96)
+
+
+def test_an_unknown_rung_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        chapter6_ladder.main(["--rungs", "1,9", "--quick"])
+    assert exit_info.value.code == 2
+    assert "unknown rung '9'; the rungs: " in capsys.readouterr().err
+
+
+@pytest.mark.mnist
+def test_the_quick_ladder_trains_and_resumes(mnist_dir, tmp_path):
+    argv = ["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--rungs", "1"]
+    first = chapter6_ladder.main(argv)["rungs"]["1"]["runs"][0]
+    assert first["epochs_done"] == chapter6_ladder.QUICK["epochs"] and first["complete"]
+    assert 0.5 < first["test"] <= 1 and first["best_epoch"] == 0
+    again = chapter6_ladder.main(argv)["rungs"]["1"]["runs"][0]  # a finished run is kept
+    assert again["resumed"] and again["test"] == first["test"]
+    assert (tmp_path / "chapter6_ladder.json").is_file()

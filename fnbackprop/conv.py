@@ -25,9 +25,10 @@ of an image (the network's input, (784,)) reads it in row-major order as its `in
   maximum of each; no parameters, and σ the identity (a = z). Its backward pass routes each
   window's δ to the position of the maximum, and nothing to the others. **Ties**: where several
   positions of a window share the maximum, the first of them in row-major order (top row first,
-  left to right) gets all of δ. (`jax.grad` of a max splits δ equally among tied positions; both
-  are valid derivatives, and `weighted_input_by_selection` is the forward whose `jax.grad`
-  follows this module's rule, the reference it is tested against.)
+  left to right) gets all of δ. (`jax.grad` of the forward pass, a max, shares δ out among the
+  tied positions instead: at a tie the max has no derivative, and both choices are valid
+  subgradients; `weighted_input_by_selection` is the forward whose `jax.grad` follows this
+  module's rule, the reference the hand-written pass is tested against.)
 - `ConvPool(in_shape, filters, kernel, pool, sigma)`: network3's `ConvPoolLayer`, convolution
   (no bias), max-pooling, then the bias and σ, z = pool(conv(a, w)) + b; its backward pass is the
   two above composed: δ routed from the pooled map to the convolution's map, then the

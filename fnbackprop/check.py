@@ -12,6 +12,11 @@
 - `check_network(net)`: `backprop`, `backprop_vmap`, `backprop_batch`, the alternate
   presentation (eqs. 33–35) and the sum over paths (eq. 53) against `jax.grad` of the cost, and
   backprop against central finite differences (eq. 46), on random parameters and inputs.
+- `check_layer(layer)`: a layer's hand-written backward pass (`gradients`, `error_below`,
+  `summed_gradients`) against `jax.vjp` of its forward pass and central differences; for a
+  pooling layer also on inputs with ties, against the forward whose `jax.grad` follows its tie
+  rule (`weighted_input_by_selection`). `check_layer_network(net)`: every gradient form that
+  applies to a stack of layers (chapter 6's) against `jax.grad`, and central differences.
 
 Every check returns rows with an `ok` flag, the worst relative error and where it is (which z,
 which output, which weight); against a reference that is exactly 0 the error is the absolute
@@ -31,9 +36,12 @@ from jax.flatten_util import ravel_pytree
 
 from . import activations, costs
 from .activations import Activation
-from .backward import backprop, backprop_batch, backprop_vmap
+from .backward import backprop, backprop_batch, backprop_vmap, cost_with_backprop
+from .conv import Conv2D, ConvPool, MaxPool
 from .costs import Cost
-from .network import Network
+from .errors import FnbackpropError
+from .layers import Dense, Layer
+from .network import Network, dropout_masks
 from .references import (
     alternate_presentation_grad,
     autodiff_grad,
@@ -49,8 +57,12 @@ __all__ = [
     "cases",
     "check_activation",
     "check_cost",
+    "check_layer",
+    "check_layer_network",
     "check_network",
     "format_table",
+    "layer_cases",
+    "layer_rows",
     "relative_error",
     "run_check",
     "to_json",
@@ -456,14 +468,233 @@ def _parameter(params, i: int) -> str:
     if i < 0:
         return "shapes differ"
     supers = "⁰¹²³⁴⁵⁶⁷⁸⁹"
-    for l, (w, b) in enumerate(params, start=2):
+    for l, p in enumerate(params, start=2):  # (w, b), or () for a layer without parameters
         layer = "".join(supers[int(c)] for c in str(l))
-        for name, arr in (("w", w), ("b", b)):
+        for name, arr in zip(("w", "b"), p, strict=False):
             if i < arr.size:
                 index = ", ".join(map(str, np.unravel_index(i, arr.shape)))
                 return f"{name}{layer}[{index}]"
             i -= arr.size
     return "?"
+
+
+# -- layers beyond the dense one (chapter 6) ------------------------------------------------
+
+
+def layer_cases() -> Iterator[tuple[str, Layer]]:
+    """(label, layer) for chapter 6's layers on small maps, several of them in and out: a
+    convolution, a max-pool and network3's ConvPool (with 3 × 3 windows)."""
+    yield "Conv2D", Conv2D((2, 6, 5), 3, (3, 2), "tanh")
+    yield "MaxPool", MaxPool((3, 4, 6), 2)
+    yield "ConvPool", ConvPool((2, 7, 7), 3, (2, 2), 3, "sigmoid")
+
+
+def layer_network() -> tuple[str, Network]:
+    """A small convolutional network: ConvPool → Dense → Dense softmax, log-likelihood."""
+    sigmoid, softmax = activations.get("sigmoid"), activations.get("softmax")
+    layers = [ConvPool((1, 8, 8), 3, (3, 3), 2, "sigmoid"), Dense(27, 5, sigmoid)]
+    net = Network([*layers, Dense(5, 4, softmax)], cost="log_likelihood")
+    return "ConvPool → sigmoid → softmax, log_likelihood", net
+
+
+def check_layer(layer: Layer, key=None, label: str = "") -> list[Row]:
+    """Rows comparing a layer's hand-written backward pass with `jax.vjp` of its forward pass and
+    with central differences, in float64 on random inputs (and, for a pooling layer, inputs with
+    ties); `ok` on each."""
+    key = jax.random.key(0) if key is None else key
+    with jax.enable_x64(True):
+        return _layer_rows(f"layer {label or type(layer).__name__}", layer, key)
+
+
+def _integers(key, tree):
+    """Integer-valued arrays shaped like `tree`'s: convolutions and maxima of them tie often."""
+    leaves, structure = jax.tree.flatten(tree)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    drawn = [
+        jnp.round(2 * jax.random.normal(k, x.shape, x.dtype))
+        for k, x in zip(keys, leaves, strict=False)
+    ]
+    return jax.tree.unflatten(structure, drawn)
+
+
+def _layer_rows(subject: str, layer: Layer, key) -> list[Row]:
+    kp, ka, kg, kt, km = jax.random.split(key, 5)
+    p = layer.init(kp, "scaled", jnp.float64)
+    a = jax.random.normal(ka, layer.in_shape, jnp.float64)
+    g = jax.random.normal(kg, layer.out_shape, jnp.float64)  # δ = ∂C/∂z for C = Σ g ⊙ z
+    # for a pooling layer, the forward whose jax.grad sends a tie's δ where the layer does
+    pools = hasattr(layer, "weighted_input_by_selection")
+    forward = layer.weighted_input_by_selection if pools else layer.weighted_input
+    has_parameters = bool(jax.tree.leaves(p))
+
+    def against_vjp(p, a, which: int):
+        @jax.jit  # one program to compile, not one per operation
+        def both(p, a):
+            _, pullback = jax.vjp(forward, p, a)
+            mine = (layer.gradients if which == 0 else layer.error_below)(p, a, g)
+            return mine, pullback(g)[which]
+
+        def measure():
+            mine, reference = both(p, a)
+            error, i = _compare(mine, reference)
+            return error, _entry(layer, reference, i, which)
+
+        return measure
+
+    def flat_input():
+        mine = layer.error_below(p, a.reshape(-1), g)
+        if np.shape(mine) != (a.size,):
+            return float("inf"), f"error_below of a flat a gave shape {np.shape(mine)}"
+        return _compare(mine, layer.error_below(p, a, g).reshape(-1))[0], "a as a row of X"
+
+    @jax.jit
+    def summed_and_each(p, a, g):
+        A = jnp.stack([a, 2 * a, -a], axis=-1)  # three examples on the last axis
+        G = jnp.stack([g, -g, 0.5 * g], axis=-1)
+        each = [layer.gradients(p, A[..., k], G[..., k]) for k in range(3)]
+        return layer.summed_gradients(p, A, G), jax.tree.map(_add3, *each)
+
+    def summed():
+        error, i = _compare(*summed_and_each(p, a, g))
+        return error, _entry(layer, p, i, 0)
+
+    @jax.jit
+    def by_differences(p, a):
+        flat, unravel = ravel_pytree((p, a))
+        eps = float(jnp.finfo(jnp.float64).eps) ** (1 / 3)
+
+        def c(v):
+            return jnp.sum(g * layer.weighted_input(*unravel(v)))
+
+        def partial(j):
+            e_j = jnp.zeros_like(flat).at[j].set(eps)
+            return (c(flat + e_j) - c(flat - e_j)) / (2 * eps)
+
+        numeric = unravel(jax.lax.map(partial, jnp.arange(flat.size)))
+        return (layer.gradients(p, a, g), layer.error_below(p, a, g)), numeric
+
+    def central_differences():
+        return _compare(*by_differences(p, a))[0], "∂(Σ g ⊙ z)/∂(p, a)"
+
+    rows = []
+    if has_parameters:
+        rows.append(_guard(subject, "∂C/∂p = jax.vjp of z", against_vjp(p, a, 0)))
+    rows.append(_guard(subject, "error_below = jax.vjp of z", against_vjp(p, a, 1)))
+    if pools:
+        p_t, a_t = _integers(kt, p), _integers(km, a)
+        if has_parameters:
+            rows.append(
+                _guard(subject, "∂C/∂p = jax.vjp, windows with ties", against_vjp(p_t, a_t, 0))
+            )
+        rows.append(
+            _guard(subject, "error_below = jax.vjp, windows with ties", against_vjp(p_t, a_t, 1))
+        )
+    rows.append(_guard(subject, "error_below keeps the shape of a flat input", flat_input))
+    if has_parameters:
+        rows.append(_guard(subject, "summed_gradients = Σ gradients", summed))
+    rows.append(
+        _guard(subject, "= central differences", central_differences, tolerance=FD_TOLERANCE)
+    )
+    return rows
+
+
+def _add3(x, y, z):
+    return x + y + z
+
+
+def _entry(layer: Layer, reference, i: int, which: int) -> str:
+    """'w[2, 0, 1, 1]' or 'a[1, 3, 0]': the entry at flat index i of ∂C/∂p or ∂C/∂a."""
+    if i < 0:
+        return "shapes differ"
+    if which == 1:
+        return f"a[{', '.join(map(str, np.unravel_index(i, np.shape(reference))))}]"
+    for (name, shape), arr in zip(layer.parameter_shapes(), reference, strict=True):
+        if i < np.size(arr):
+            return f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}]"
+        i -= np.size(arr)
+    return "?"
+
+
+def check_layer_network(net: Network, key=None, label: str = "") -> list[Row]:
+    """Rows comparing every gradient form that applies to a stack of layers with `jax.grad` of
+    the cost, and `backprop` with central differences, in float64 (scaled init, five random
+    examples); `backprop_batch`, written for dense layers, must refuse in one line."""
+    key = jax.random.key(0) if key is None else key
+    with jax.enable_x64(True):
+        return _layer_network_rows(f"network {label or _describe(net)}", net, key)
+
+
+def _layer_network_rows(subject: str, net: Network, key) -> list[Row]:
+    kp, kx, ky, km = jax.random.split(key, 4)
+    params = net.init(kp, scheme="scaled", dtype=jnp.float64)
+    n_in, n_out = net.sizes[0], net.sizes[-1]
+    X = jax.random.normal(kx, (5, n_in), jnp.float64)
+    Y = jax.nn.one_hot(jax.random.randint(ky, (5,), 0, n_out), n_out, dtype=jnp.float64)
+    x, y = X[0], Y[0]
+    masks = dropout_masks(km, net, 0.5, m=5, dtype=jnp.float64)
+
+    def against(mine: Callable, reference: Callable):
+        def measure():
+            reference_grads = reference()
+            error, i = _compare(mine(), reference_grads)
+            return error, _parameter(reference_grads, i)
+
+        return measure
+
+    def jitted(form: Callable) -> Callable:  # one program to compile, not one per operation
+        return jax.jit(form, static_argnums=0)
+
+    def autodiff(*args):
+        return lambda: jitted(autodiff_grad)(net, params, *args)
+
+    def refuses():
+        try:
+            backprop_batch(net, params, X, Y)
+        except FnbackpropError as err:
+            one_line = "\n" not in str(err)
+            return (0.0 if one_line else float("inf")), str(err)[:60] + "…"
+        return float("inf"), "backprop_batch ran on layers it is not written for"
+
+    forms = {
+        "backprop = jax.grad, one example": (
+            lambda: jitted(backprop)(net, params, x, y),
+            autodiff(x, y),
+        ),
+        "backprop_vmap = jax.grad, 5 examples": (
+            lambda: jitted(backprop_vmap)(net, params, X, Y),
+            autodiff(X, Y),
+        ),
+        "jax.grad of cost_with_backprop = jax.grad": (
+            lambda: jax.jit(jax.grad(cost_with_backprop(net)))(params, X, Y),
+            autodiff(X, Y),
+        ),
+        "backprop_vmap = jax.grad, dropout masks": (
+            lambda: jitted(backprop_vmap)(net, params, X, Y, masks),
+            autodiff(X, Y, masks),
+        ),
+    }
+    rows = [_guard(subject, test, against(*pair)) for test, pair in forms.items()]
+    central = against(
+        lambda: jitted(backprop)(net, params, x, y),
+        lambda: jitted(_central_differences)(net, params, x, y),
+    )
+    rows.append(_guard(subject, "backprop = central differences", central, tolerance=FD_TOLERANCE))
+    rows.append(_guard(subject, "backprop_batch refuses, in one line", refuses))
+    return rows
+
+
+def _central_differences(net: Network, params, x, y):
+    return finite_difference_grad(net, params, x, y, central=True)
+
+
+def layer_rows(seed: int = 0) -> Iterator[Row]:
+    """The rows of `fnbackprop check` for chapter 6's layers: each of `layer_cases()`, then the
+    small network of `layer_network()`."""
+    key = jax.random.key(seed)
+    for i, (label, layer) in enumerate(layer_cases()):
+        yield from check_layer(layer, jax.random.fold_in(key, 300 + i), label)
+    label, net = layer_network()
+    yield from check_layer_network(net, jax.random.fold_in(key, 400), label)
 
 
 # -- the public checks --------------------------------------------------------------------------
@@ -534,9 +765,10 @@ def _network_row(act: Activation, cost: Cost, seed: int, key) -> NetworkRow:
 def run_check(seed: int = 0, activation=None, cost=None) -> Iterator[Row | NetworkRow]:
     """The rows of `fnbackprop check`, one at a time (float64 is on only inside).
 
-    With neither `activation` nor `cost`: every built-in activation and cost on its own, then
-    every case of `cases(seed)`. With one: its own rows and networks beside every built-in
-    partner. With both: the rows of each and the network that joins them.
+    With neither `activation` nor `cost`: every built-in activation and cost on its own, every
+    case of `cases(seed)`, then chapter 6's layers and a small network of them (`layer_rows`).
+    With one: its own rows and networks beside every built-in partner. With both: the rows of
+    each and the network that joins them.
     """
     if activation is None and cost is None:
         for a in activations.ACTIVATIONS.builtin_names():
@@ -547,6 +779,7 @@ def run_check(seed: int = 0, activation=None, cost=None) -> Iterator[Row | Netwo
             key = jax.random.key(seed)
             for i, (label, net) in enumerate(cases(seed)):
                 yield _measure(label, net, jax.random.fold_in(key, i))
+        yield from layer_rows(seed)
         return
     if activation is not None:
         yield from check_activation(activation, cost=cost, seed=seed, networks=cost is None)

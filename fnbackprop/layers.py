@@ -18,14 +18,19 @@ arrays, weights first, then biases; `()` for a layer without parameters):
 - `init(key, scheme, dtype)`, `in_shape`, `out_shape` (one example's a^{l−1} and z^l), and
   `parameter_shapes()`, which the boundary checks compare params with.
 
-`Dense` is the book's layer and keeps BP1–BP4 where a reader looks for them. A layer whose
+`Dense` is the book's layer and keeps BP1–BP4 where a reader looks for them. Chapter 6's
+convolutional layers, `Conv2D`, `MaxPool` and network3's `ConvPool`, are in `fnbackprop.conv`
+and exported here too. A dense layer above a layer of feature maps reads them as the vector of
+their n_in numbers in row-major order, and sends its error back in their shape, so no separate
+flattening layer is needed (one would be a hidden layer of its own, with its own dropout mask).
+A layer whose
 `columns` is true also works on the book's matrices, one example per column (axis −1), which
 `backprop_batch` needs; the other forms (one example, vmapped, `cost_with_backprop`) work for any
 stack of layers.
 """
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import equinox as eqx
 import jax
@@ -34,7 +39,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .activations import Activation
 
-__all__ = ["Dense", "Layer"]
+if TYPE_CHECKING:  # at run time by __getattr__ below: fnbackprop.conv itself imports Layer
+    from .conv import Conv2D, ConvPool, MaxPool
+
+__all__ = ["Conv2D", "ConvPool", "Dense", "Layer", "MaxPool"]
 
 
 class Layer(eqx.Module):
@@ -107,7 +115,9 @@ class Layer(eqx.Module):
 class Dense(Layer):
     """The book's fully connected layer: z^l = w^l a^{l−1} + b^l (eq. 25), a^l = σ(z^l).
 
-    w^l has shape (n_out, n_in) (w^l_jk joins neuron k below to neuron j), b^l (n_out,).
+    w^l has shape (n_out, n_in) (w^l_jk joins neuron k below to neuron j), b^l (n_out,). One
+    example's a^{l−1} may have any shape with n_in numbers (the feature maps of a convolutional
+    layer below): it is read as their vector, in row-major order.
     """
 
     n_in: int = eqx.field(static=True)
@@ -133,21 +143,28 @@ class Dense(Layer):
 
         return tuple(INITS.get(scheme)(key, self.n_out, self.n_in, dtype))
 
+    def _vector(self, a: Array) -> Array:
+        """a^{l−1} as (n_in,), or as the book's columns (n_in, m) when given so."""
+        columns = a.ndim == 1 or (a.ndim == 2 and a.shape[0] == self.n_in)
+        return a if columns else a.reshape(self.n_in)
+
     def weighted_input(self, p, a: Float[Array, "n_in ..."]) -> Float[Array, "n_out ..."]:
         w, b = p
+        a = self._vector(a)
         return w @ a + b.reshape(b.shape + (1,) * (a.ndim - 1))  # z^l = w^l a^{l−1} + b^l
 
     def gradients(self, p, a_in, delta):
-        return (jnp.outer(delta, a_in), delta)  # BP4: a^{l−1}_k δ^l_j; BP3: δ^l_j
+        # BP4: a^{l−1}_k δ^l_j (jnp.outer reads maps below as their vector); BP3: δ^l_j
+        return (jnp.outer(delta, a_in), delta)
 
     def error_below(self, p, a_in, delta):
         w, _ = p
-        return w.T @ delta  # (w^l)ᵀ δ^l, the bracket of BP2 one layer down
+        return (w.T @ delta).reshape(a_in.shape)  # (w^l)ᵀ δ^l, the bracket of BP2 one layer down
 
     def summed_gradients(self, p, inputs, deltas):
         # BP4 and BP3 summed over the examples (the columns): Σ_x δ^{x,l} (a^{x,l−1})ᵀ is the
-        # single product δ^l (a^{l−1})ᵀ, not m outer products.
-        return (deltas @ inputs.T, jnp.sum(deltas, axis=1))
+        # single product δ^l (a^{l−1})ᵀ, not m outer products. (Maps below: (n_in, m) first.)
+        return (deltas @ inputs.reshape(self.n_in, -1).T, jnp.sum(deltas, axis=1))
 
     def example_parameters(self, p, m):
         # b^l repeated once per example and mapped like them: with one b^l shared by all
@@ -155,3 +172,15 @@ class Dense(Layer):
         # about 20 % slower for mini-batches of 100 or more (benchmarks/README.md).
         w, b = p
         return (w, jnp.broadcast_to(b[:, None], (*b.shape, m))), (None, 1)
+
+
+_CONV = ("Conv2D", "ConvPool", "MaxPool")
+
+
+def __getattr__(name: str):
+    """Chapter 6's layers, from `fnbackprop.conv` (which builds on `Layer` above)."""
+    if name in _CONV:
+        from . import conv
+
+        return getattr(conv, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

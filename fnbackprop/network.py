@@ -221,9 +221,11 @@ def _dense_layers(sizes: tuple, activation) -> tuple[Dense, ...]:
 
 
 def _check_stack(layers: tuple) -> None:
-    """Each layer takes what the one below gives (as many numbers, in its shape)."""
+    """Each layer takes what the one below gives: as many numbers and, between two layers of
+    feature maps, in the same shape (channels, height, width)."""
     for l, (below, above) in enumerate(itertools.pairwise(layers), start=3):
-        if below.out_size != above.in_size:
+        maps = len(below.out_shape) > 1 and len(above.in_shape) > 1
+        if below.out_size != above.in_size or (maps and below.out_shape != above.in_shape):
             raise FnbackpropError(
                 f"layer {l} ({type(above).__name__}) takes inputs of shape {above.in_shape}, "
                 f"but layer {l - 1} ({type(below).__name__}) gives {below.out_shape}"

@@ -119,6 +119,8 @@ def test_fnbackprop_check_finds_every_form_exact(capsys):
     assert {r["subject"] for r in units} == {
         *(f"activation {a}" for a in activations.names()),
         *(f"cost {c}" for c in costs.names()),
+        *(f"layer {label}" for label, _ in check.layer_cases()),
+        f"network {check.layer_network()[0]}",
     }
     labels = " ".join(r["case"] for r in nets)
     assert all(name in labels for name in activations.names())

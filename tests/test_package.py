@@ -17,6 +17,7 @@ CORE = (
     "activations",
     "costs",
     "layers",
+    "conv",
     "network",
     "backward",
     "references",

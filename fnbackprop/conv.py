@@ -34,11 +34,11 @@ of an image (the network's input, (784,)) reads it in row-major order as its `in
   two above composed: δ routed from the pooled map to the convolution's map, then the
   convolution's gradients and error from there, and ∂C/∂b[f] = Σ δ[f] over the pooled map.
 
-Initialisation as network3's for "scaled" (the scheme `fnbackprop check` and the benchmarks use):
-w ~ N(0, 1/n_out) with n_out = F·kh·kw / p² (p the pool that follows), b ~ N(0, 1); "normal" is
-N(0, 1) for both, and any other scheme in `fnbackprop.network.INITS` draws the (F, C·kh·kw)
-matrix of the filters as it would a dense layer's. Every draw is in float32, then cast, so a
-seed's float32 and float64 runs start from the same parameters.
+Initialisation: "network3" is network3's, w ~ N(0, 1/n_out) with n_out = F·kh·kw / p² (p the
+pool that follows), b ~ N(0, 1); any other scheme of `fnbackprop.network.INITS` draws the
+(F, C·kh·kw) matrix of the filters as it would a dense layer's ("normal": N(0, 1); "scaled":
+N(0, 1/n_in), n_in = C·kh·kw). Every draw is in float32, then cast, so a seed's float32 and
+float64 runs start from the same parameters.
 
 **How it is computed.** Each correlation has two written-out formulations (`Formulation`):
 `IM2COL`, one matrix product as a dense layer's — the windows of the input unrolled as the
@@ -273,11 +273,12 @@ def _conv_out(in_shape, filters: int, kernel: tuple[int, int]) -> tuple[int, int
 
 
 def _conv_init(key, scheme: str, dtype, shape: tuple[int, ...], pool: int):
-    """network3's (`scaled`), N(0, 1) (`normal`), or any dense scheme on (F, C·kh·kw)."""
+    """network3's (`network3`), or any dense scheme on the (F, C·kh·kw) matrix of the filters
+    (`normal`: N(0, 1); `scaled`: N(0, 1/n_in), n_in = C·kh·kw, each weight's fan-in)."""
     from .network import INITS, normal_init
 
     F, C, kh, kw = shape
-    if scheme == "scaled":  # network3: w ~ N(0, 1/n_out), n_out = F·kh·kw / p²; b ~ N(0, 1)
+    if scheme == "network3":  # w ~ N(0, 1/n_out), n_out = F·kh·kw / p²; b ~ N(0, 1)
         w, b = normal_init(key, F, C * kh * kw, dtype)
         w = w / jnp.sqrt(jnp.asarray(F * kh * kw / pool**2, dtype))
     else:
@@ -308,7 +309,7 @@ class Conv2D(_Maps):
     a = σ(z), valid and with stride 1; w (F, C, kh, kw), b (F,).
 
     `pooled_by` is the side of the max-pool that follows, if any: only network3's initialisation
-    ("scaled") uses it.
+    ("network3") uses it.
     """
 
     filters: int = eqx.field(static=True)

@@ -249,20 +249,23 @@ def test_sgd_decreases_the_cost_of_a_conv_network():
 
 def test_network3_initialisation(x64):
     layer = ConvPool((1, 28, 28), 20, (5, 5), 2, "sigmoid")
-    w, b = layer.init(jax.random.key(0), "scaled", jnp.float64)
+    w, b = layer.init(jax.random.key(0), "network3", jnp.float64)
     assert w.shape == (20, 1, 5, 5) and b.shape == (20,)
     n_out = 20 * 5 * 5 / 2**2  # network3: filters · kernel area / pool area
     assert abs(float(jnp.std(w)) - (1 / n_out) ** 0.5) < 0.25 * (1 / n_out) ** 0.5
     assert abs(float(jnp.std(b)) - 1.0) < 0.4
-    w32, _ = layer.init(jax.random.key(0), "scaled", jnp.float32)
+    w32, _ = layer.init(jax.random.key(0), "network3", jnp.float32)
     assert w32.dtype == jnp.float32 and np.allclose(w32, w, rtol=1e-6)  # the same draws
     same = Conv2D((1, 28, 28), 20, (5, 5), "sigmoid", pooled_by=2)
     assert tree_allclose(
-        same.init(jax.random.key(0), "scaled"), layer.init(jax.random.key(0), "scaled"), rtol=0
+        same.init(jax.random.key(0), "network3"), layer.init(jax.random.key(0), "network3"), rtol=0
     )
     plain = Conv2D((1, 28, 28), 20, (5, 5))  # no pool after it: n_out = 20 · 25
-    normal, scaled = (plain.init(jax.random.key(0), scheme)[0] for scheme in ("normal", "scaled"))
-    assert np.allclose(scaled, normal / (20 * 25) ** 0.5)  # the same draws, N(0, 1) unscaled
+    normal, network3, scaled = (
+        plain.init(jax.random.key(0), scheme)[0] for scheme in ("normal", "network3", "scaled")
+    )
+    assert np.allclose(network3, normal / (20 * 25) ** 0.5)  # the same draws, N(0, 1) unscaled
+    assert np.allclose(scaled, normal / 25**0.5)  # fan-in: C · kh · kw = 25
 
 
 @pytest.mark.parametrize(

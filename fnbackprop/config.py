@@ -94,12 +94,42 @@ class Override:
 
 
 @dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a stack, `[[network.layer]]`: for networks beyond the book's dense one.
+
+    `kind` is one of `LAYER_KINDS`: "dense" (`size` neurons), "conv_pool" (network3's
+    ConvPoolLayer: `filters` maps from a `kernel` × `kernel` correlation, then `pool` × `pool`
+    max-pooling, then the bias and σ), "conv" (a correlation alone) or "max_pool". `init` is the
+    layer's own init scheme (default: `network.init`, "network3" for convolutional layers when
+    that is a dense-only scheme).
+    """
+
+    kind: str
+    size: int = 0
+    filters: int = 0
+    kernel: int = 5
+    pool: int = 2
+    activation: str = "sigmoid"
+    init: str = ""
+
+
+#: The kinds of `[[network.layer]]` and the keys each one uses (besides kind).
+LAYER_KINDS = {
+    "dense": ("size", "activation", "init"),
+    "conv_pool": ("filters", "kernel", "pool", "activation", "init"),
+    "conv": ("filters", "kernel", "activation", "init"),
+    "max_pool": ("pool",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class NetworkConfig:
     sizes: tuple[int, ...] = (784, 30, 10)
     activation: str | tuple[str, ...] = "sigmoid"
     cost: str = "quadratic"
     init: str | tuple[str, ...] = "normal"
     override: tuple[Override, ...] = ()
+    layer: tuple[LayerSpec, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,8 +340,82 @@ def parse(
             raise ConfigError(f"{source}: {name} must be a section ([{name}])")
         sections[name] = _parse_section(name, cls, table, source, sources)
     config = Config(**sections)
+    if config.network.layer:
+        config = _from_layers(config, raw.get("network", {}), source, sources)
     _check_choices(config, source, sources)
     return config
+
+
+def _from_layers(config: Config, given: Mapping[str, Any], source: str, sources=None) -> Config:
+    """A config of `[[network.layer]]` tables with `network.sizes`, `activation` and `init`
+    filled in from its layers (each may be given too, if it says the same)."""
+    n = config.network
+    where = _source(source, sources, "network.layer")
+    if n.override:
+        raise ConfigError(
+            f"{where}: [[network.override]] is for the book's dense network; with "
+            "[[network.layer]] give a layer its own activation instead"
+        )
+    if not isinstance(n.init, str) and len(n.init) != len(n.layer):
+        raise ConfigError(
+            f"{_source(source, sources, 'network.init')}: network.init lists {len(n.init)} "
+            f"schemes for {len(n.layer)} [[network.layer]] tables: give one name (the default "
+            "of every layer), or one per layer"
+        )
+    try:
+        layers, schemes = layer_stack(config)
+    except FnbackpropError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    derived = {
+        "sizes": (layers[0].in_size, *(layer.out_size for layer in layers)),
+        "activation": tuple(layer.sigma.name for layer in layers),
+        "init": schemes,
+    }
+    for key, value in derived.items():
+        if (
+            key in given
+            and getattr(n, key) != value
+            and not (key == "init" and given[key] == n.init and isinstance(n.init, str))
+        ):
+            shown = list(value) if key == "sizes" else value
+            raise ConfigError(
+                f"{_source(source, sources, f'network.{key}')}: network.{key} = "
+                f"{_show(getattr(n, key))} does not match the [[network.layer]] tables, which "
+                f"give {_show(shown)}: leave it out"
+            )
+    return dataclasses.replace(config, network=dataclasses.replace(n, **derived))
+
+
+def layer_stack(config: Config) -> tuple[tuple, tuple[str, ...]]:
+    """The layers `[[network.layer]]` describes, the input an image of the data set, and each
+    one's init scheme."""
+    from . import conv
+    from .layers import Dense
+
+    n = config.network
+    shape: tuple[int, ...] = (1, *DATASETS.get(config.data.dataset).image_shape)
+    layers, schemes = [], []
+    for i, spec in enumerate(n.layer):
+        sigma = activations.get(spec.activation)
+        if spec.kind == "dense":
+            layer = Dense(math.prod(shape), _positive_size(spec.size, "size"), sigma)
+        elif spec.kind == "conv_pool":
+            filters = _positive_size(spec.filters, "filters")
+            layer = conv.ConvPool(shape, filters, spec.kernel, spec.pool, sigma)
+        elif spec.kind == "conv":
+            layer = conv.Conv2D(shape, _positive_size(spec.filters, "filters"), spec.kernel, sigma)
+        else:
+            layer = conv.MaxPool(shape, spec.pool)
+        layers.append(layer)
+        schemes.append(spec.init or (n.init if isinstance(n.init, str) else n.init[i]))
+        shape = layer.out_shape
+    return tuple(layers), tuple(schemes)
+
+
+def _positive_size(value: int, key: str) -> int:
+    if value < 1:
+        raise FnbackpropError(f"{key} must be at least 1, got {value}")
+    return value
 
 
 def _parse_section(section: str, cls: type, table: Mapping[str, Any], source: str, sources=None):
@@ -413,6 +517,27 @@ def _overrides(key, value, source) -> tuple["Override", ...]:
     return tuple(_parse_section(key, Override, v, source) for v in value)
 
 
+def _layer_specs(key, value, source) -> tuple[LayerSpec, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
+        raise _Wrong("a list of tables [[network.layer]], each with a kind")
+    specs = []
+    for i, table in enumerate(value, start=2):
+        spec = _parse_section(key, LayerSpec, table, source)
+        if spec.kind not in LAYER_KINDS:
+            raise ConfigError(
+                f"{source}: {key} (layer {i}): unknown kind {spec.kind!r}"
+                f"{did_you_mean(spec.kind, LAYER_KINDS)}; the kinds: {', '.join(LAYER_KINDS)}"
+            )
+        extra = sorted(set(table) - {"kind", *LAYER_KINDS[spec.kind]})
+        if extra:
+            raise ConfigError(
+                f"{source}: {key} (layer {i}, {spec.kind}): {', '.join(extra)} means nothing "
+                f"here; a {spec.kind} layer takes {', '.join(LAYER_KINDS[spec.kind])}"
+            )
+        specs.append(spec)
+    return tuple(specs)
+
+
 #: A TOML table of numbers, held as sorted (name, value) pairs so a Config stays hashable.
 Table = tuple[tuple[str, "int | float | bool"], ...]
 
@@ -425,6 +550,7 @@ _RULES = (
     (tuple[int, ...], _sizes),
     (str | tuple[str, ...], _names),
     (tuple[Override, ...], _overrides),
+    (tuple[LayerSpec, ...], _layer_specs),
 )
 
 
@@ -522,8 +648,11 @@ def _check_ranges(config: Config, source: str, sources=None) -> None:
 
 
 def build_network(config: Config) -> Network:
-    """The `Network` a config describes, per-neuron overrides included."""
+    """The `Network` a config describes, per-neuron overrides included (or its stack of
+    `[[network.layer]]`s)."""
     n = config.network
+    if n.layer:
+        return Network(layer_stack(config)[0], cost=n.cost)
     n_layers = len(n.sizes) - 1
     layer_names = [n.activation] * n_layers if isinstance(n.activation, str) else list(n.activation)
     if len(layer_names) != n_layers:
@@ -573,18 +702,25 @@ def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
         tables = []
         for field in dataclasses.fields(section):
             value = getattr(section, field.name)
-            if field.name == "override":
-                tables = value
+            if field.name in ("override", "layer"):
+                tables += [
+                    (field.name, _layer_table(t) if field.name == "layer" else t) for t in value
+                ]
                 continue
             value = axes.get(f"{name}.{field.name}", value)
             lines.append(f"{field.name} = {_toml_value(value)}")
-        for o in tables:
-            lines += ["", f"[[{name}.override]]"]
-            lines += [
-                f"{f.name} = {_toml_value(getattr(o, f.name))}" for f in dataclasses.fields(o)
-            ]
+        for kind, t in tables:
+            pairs = t.items() if isinstance(t, dict) else dataclasses.asdict(t).items()
+            lines += ["", f"[[{name}.{kind}]]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in pairs]
         lines.append("")
     return "\n".join(lines)
+
+
+def _layer_table(spec: LayerSpec) -> dict[str, Any]:
+    """A `[[network.layer]]` table: its kind and the keys that kind takes (init when given)."""
+    keys = [k for k in LAYER_KINDS[spec.kind] if k != "init" or spec.init]
+    return {"kind": spec.kind, **{k: getattr(spec, k) for k in keys}}
 
 
 def _toml_value(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from fnbackprop import activations, config
 from fnbackprop.activations import Neuronwise
 from fnbackprop.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
@@ -415,3 +418,60 @@ def test_lists_where_numbers_are_expected_make_a_sweep(tmp_path):
         config.load_sweep(path, ["training.eta=[1, 1.0]"])
     single = config.load_sweep(write(tmp_path, ""))
     assert single.axes == {} and list(single.runs) == [""]
+
+
+# -- [[network.layer]]: chapter 6's stacks --------------------------------------------------------
+
+LAYERED = """
+[network]
+cost = "log_likelihood"
+init = "network3"
+
+[[network.layer]]
+kind = "conv_pool"
+filters = 3
+kernel = 5
+pool = 2
+
+[[network.layer]]
+kind = "dense"
+size = 10
+activation = "softmax"
+init = "zeros"
+"""
+
+
+def test_a_stack_of_layers_is_built_and_round_trips():
+    parsed = config.parse(tomllib.loads(LAYERED))
+    assert parsed.network.sizes == (784, 3 * 12 * 12, 10)
+    assert parsed.network.activation == ("sigmoid", "softmax")
+    assert parsed.network.init == ("network3", "zeros")
+    net = config.build_network(parsed)
+    assert [type(layer).__name__ for layer in net.layers] == ["ConvPool", "Dense"]
+    assert config.parse(tomllib.loads(config.dumps(parsed))) == parsed
+
+
+@pytest.mark.parametrize("name", ["chapter6_rung2", "chapter6_rung3", "chapter6_rung4"])
+def test_the_ladders_configs_load(name):
+    loaded = config.load(REPO / "experiments" / "configs" / f"{name}.toml")
+    assert loaded.network.layer and loaded.network.sizes[-1] == 10
+    assert config.parse(tomllib.loads(config.dumps(loaded))) == loaded
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('kind = "dense"', 'kind = "dence"'), "unknown kind 'dence' (did you mean 'dense'?)"),
+        (("size = 10", "size = 10\nfilters = 4"), "filters means nothing here"),
+        (("kernel = 5", "kernel = 29"), "larger than the 28 × 28 image"),
+        (("pool = 2", "pool = 5"), "pool"),
+        (('init = "network3"', 'init = "network3"\nsizes = [784, 10]'), "does not match"),
+        (("size = 10", "size = 0"), "size must be at least 1"),
+    ],
+)
+def test_a_wrong_layer_is_one_line(edit, message):
+    text = LAYERED.replace(*edit)
+    with pytest.raises(ConfigError) as err:
+        config.parse(tomllib.loads(text), source="net.toml")
+    line = str(err.value)
+    assert message in line and "\n" not in line and line.startswith("net.toml")

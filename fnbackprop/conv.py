@@ -304,7 +304,35 @@ class _Maps(Layer):
         return inputs.reshape(*self.image, inputs.shape[-1])
 
 
-class Conv2D(_Maps):
+class _Filters(_Maps):
+    """What the two layers with filters share: F filters of kh × kw over the C maps below, w
+    (F, C, kh, kw) and one bias per filter, b (F,)."""
+
+    filters: int = eqx.field(static=True)
+    kernel: tuple[int, int] = eqx.field(static=True)
+    ops: ClassVar[Formulation] = FASTEST
+
+    def _set_filters(self, in_shape, filters, kernel, sigma) -> tuple[int, int, int]:
+        """Check and keep the shapes and σ; the shape of w ⋆ a."""
+        self.image = _image_shape(in_shape)
+        (self.filters,) = _positive((filters,), "filters")
+        self.kernel = _positive(kernel, "kernel (height, width)", 2)  # type: ignore[assignment]
+        self.sigma = _activations.get(sigma)
+        return _conv_out(self.image, self.filters, self.kernel)
+
+    @property
+    def _pool_after(self) -> int:
+        """The side of the max-pool after the convolution (network3's initialisation)."""
+        raise NotImplementedError
+
+    def parameter_shapes(self):
+        return (("w", (self.filters, self.image[0], *self.kernel)), ("b", (self.filters,)))
+
+    def init(self, key, scheme="normal", dtype=jnp.float32):
+        return _conv_init(key, scheme, dtype, self.parameter_shapes()[0][1], self._pool_after)
+
+
+class Conv2D(_Filters):
     """A convolutional layer: z[f, i, j] = Σ_c Σ_{u,v} w[f, c, u, v] a[c, i+u, j+v] + b[f],
     a = σ(z), valid and with stride 1; w (F, C, kh, kw), b (F,).
 
@@ -312,28 +340,19 @@ class Conv2D(_Maps):
     ("network3") uses it.
     """
 
-    filters: int = eqx.field(static=True)
-    kernel: tuple[int, int] = eqx.field(static=True)
     pooled_by: int = eqx.field(static=True)
-    ops: ClassVar[Formulation] = FASTEST
 
     def __init__(self, in_shape, filters: int, kernel, sigma="sigmoid", *, pooled_by: int = 1):
-        self.image = _image_shape(in_shape)
-        (self.filters,) = _positive((filters,), "filters")
-        self.kernel = _positive(kernel, "kernel (height, width)", 2)  # type: ignore[assignment]
+        self._set_filters(in_shape, filters, kernel, sigma)
         (self.pooled_by,) = _positive((pooled_by,), "pooled_by")
-        self.sigma = _activations.get(sigma)
-        _conv_out(self.image, self.filters, self.kernel)
+
+    @property
+    def _pool_after(self) -> int:
+        return self.pooled_by
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return _conv_out(self.image, self.filters, self.kernel)
-
-    def parameter_shapes(self):
-        return (("w", (self.filters, self.image[0], *self.kernel)), ("b", (self.filters,)))
-
-    def init(self, key, scheme="normal", dtype=jnp.float32):
-        return _conv_init(key, scheme, dtype, self.parameter_shapes()[0][1], self.pooled_by)
 
     def weighted_input(self, p, a):
         w, b = p
@@ -399,34 +418,25 @@ class MaxPool(_Maps):
         return ()
 
 
-class ConvPool(_Maps):
+class ConvPool(_Filters):
     """network3's ConvPoolLayer: z = max_pool(w ⋆ a) + b, a′ = σ(z) (the bias after pooling);
     w (F, C, kh, kw), b (F,)."""
 
-    filters: int = eqx.field(static=True)
-    kernel: tuple[int, int] = eqx.field(static=True)
     pool: int = eqx.field(static=True)
-    ops: ClassVar[Formulation] = FASTEST
 
     def __init__(self, in_shape, filters: int, kernel, pool: int = 2, sigma="sigmoid"):
-        self.image = _image_shape(in_shape)
-        (self.filters,) = _positive((filters,), "filters")
-        self.kernel = _positive(kernel, "kernel (height, width)", 2)  # type: ignore[assignment]
+        _, H, W = self._set_filters(in_shape, filters, kernel, sigma)
         (self.pool,) = _positive((pool,), "pool")
-        self.sigma = _activations.get(sigma)
-        _, H, W = _conv_out(self.image, self.filters, self.kernel)
         _check_pool(self.pool, H, W, f"maps the {self.kernel[0]} × {self.kernel[1]} kernel gives")
+
+    @property
+    def _pool_after(self) -> int:
+        return self.pool
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         F, H, W = _conv_out(self.image, self.filters, self.kernel)
         return F, H // self.pool, W // self.pool
-
-    def parameter_shapes(self):
-        return (("w", (self.filters, self.image[0], *self.kernel)), ("b", (self.filters,)))
-
-    def init(self, key, scheme="normal", dtype=jnp.float32):
-        return _conv_init(key, scheme, dtype, self.parameter_shapes()[0][1], self.pool)
 
     def weighted_input(self, p, a):
         w, b = p

@@ -317,3 +317,22 @@ def test_the_layers_are_exported_and_hashable():
     assert {"Conv2D", "ConvPool", "MaxPool"} <= set(layers.__all__)
     assert layers.ConvPool is conv.ConvPool
     assert hash(_net()) == hash(_net())
+
+
+@pytest.mark.slow
+def test_the_conv_benchmark_runs_and_gives_its_ratios():
+    from benchmarks import conv as bench
+
+    rows = bench.rows({"mini_batches": (2,), "rounds": 1, "per_call": 1}, None)
+    gradients = [r for r in rows if r["case"] == "conv gradient"]
+    assert {(r["method"], r["formulation"]) for r in gradients} == {
+        *((m, f) for m in ("backprop", "backprop_vjp") for f in bench.FORMULATIONS),
+        ("autodiff", "im2col"),
+        ("autodiff", "lax"),
+    }
+    for row in rows:
+        assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"], row
+    assert all(r["vs_fastest_autodiff"] > 0 for r in gradients)
+    assert min(r["vs_fastest_autodiff"] for r in gradients if r["method"] == "autodiff") == 1.0
+    table = bench.tables(rows)
+    assert "lax+col2im" in table and "∂C/∂a" in table

@@ -33,6 +33,9 @@ from fnbackprop import runs
 #: rung -> (config name, Nielsen's figure, what the rung adds)
 RUNGS = {
     "1": ("chapter6_rung1", 0.9780, "dense 100 sigmoid + softmax"),
+    "2": ("chapter6_rung2", 0.9878, "+ conv-pool 20 × 5×5"),
+    "3": ("chapter6_rung3", 0.9906, "+ conv-pool 40 × 5×5"),
+    "4": ("chapter6_rung4", 0.9923, "ReLU, L2, η = 0.03"),
 }
 SEEDS = (0, 1, 2)
 QUICK = {"epochs": 1, "train_size": 2_000, "seeds": (0,)}

@@ -26,8 +26,22 @@ mini-batches of 10 and 100 MNIST images:
   medians to `autodiff` of the same forward pass, `vs_fastest_autodiff` to the faster of the
   two `autodiff` rows.
 
+Then, interleaved among themselves with fewer rounds (3 and a warm-up: an epoch takes seconds to
+minutes), beside the `peak` of `benchmarks.suite` (a jitted `jnp.dot` of two 2048 × 2048 float32
+matrices, timed every round):
+
+- `conv epoch`: one SGD epoch of 50,000 MNIST images (η = 0.1) of the same network through
+  `fnbackprop.training.make_epoch(net, optimizer, gradient=method, mini_batch_size=m)`, the
+  compiled epoch the trainer runs, for mini-batches of 10 and 100: the layers' own
+  formulation (`lax+col2im`) with `backprop`, `backprop_vjp` and `autodiff`, and `autodiff` of
+  the `im2col` network (the fastest jax.grad of the gradient rows). `vs_autodiff` is the ratio
+  to `autodiff` of the same network, `vs_fastest_autodiff` to the faster `autodiff` row;
+  `flop_limit_multiple` is the epoch's time over `EPOCH_EXAMPLES × flops_per_example()` at
+  the peak.
+
 Every row: `case`, `method`, `mini_batch`, `median_s`, `min_s`, `max_s`, `cpu_s` (per
-mini-batch), and `layer`, `formulation`, `form` (ops) or the ratios (gradients).
+mini-batch; per epoch for `conv epoch`), and `layer`, `formulation`, `form` (ops) or the ratios
+(gradients, epochs).
 """
 
 import argparse
@@ -40,14 +54,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from fnbackprop import conv, training
+from fnbackprop import conv, optimizers, training
 from fnbackprop.activations import Sigmoid, Softmax
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.layers import ConvPool, Dense
 from fnbackprop.network import Network
 
 from . import report
-from .suite import data_dir
+from .suite import _peak_case, data_dir
 from .timing import interleave
 
 FORMULATIONS = {f.name: f for f in (conv.IM2COL, conv.LAX, conv.FASTEST)}
@@ -56,9 +70,35 @@ OP_FORMULATIONS = {f.name: f for f in (conv.IM2COL, conv.LAX)}
 #: (label, in_shape, filters): chapter 6's two convolutional layers, kernels 5 × 5
 LAYERS = (("1 × 28 × 28 → 20", (1, 28, 28), 20), ("20 × 12 × 12 → 40", (20, 12, 12), 40))
 KERNEL = (5, 5)
-FULL = {"mini_batches": (10, 100), "rounds": 11, "per_call": 10}
-QUICK = {"mini_batches": (10, 100), "rounds": 2, "per_call": 2}
+#: (n_in, n_out) of the dense layers above them: 40 pooled maps of 4 × 4 → 100 → 10
+DENSE = ((640, 100), (100, 10))
+#: `epoch_examples`: the images one `conv epoch` trains on (the whole training set, or a few
+#: mini-batches with --quick); `peak_n`: the side of the peak's square matrices
+FULL = {
+    "mini_batches": (10, 100),
+    "rounds": 11,
+    "per_call": 10,
+    "epoch_examples": 50_000,
+    "epoch_rounds": 3,
+    "peak_n": 2048,
+}
+QUICK = FULL | {
+    "rounds": 2,
+    "per_call": 2,
+    "epoch_examples": 200,
+    "epoch_rounds": 1,
+    "peak_n": 1024,
+}
 SEED = 0
+ETA = 0.1  # chapter 6's
+#: (method, formulation) of the `conv epoch` rows: the layers' own network with each method,
+#: and jax.grad of the im2col network, the fastest jax.grad of the `conv gradient` rows
+EPOCH_CASES = (
+    ("backprop", conv.FASTEST.name),
+    ("backprop_vjp", conv.FASTEST.name),
+    ("autodiff", conv.FASTEST.name),
+    ("autodiff", conv.IM2COL.name),
+)
 
 
 def network(formulation: conv.Formulation = conv.FASTEST) -> Network:
@@ -69,8 +109,8 @@ def network(formulation: conv.Formulation = conv.FASTEST) -> Network:
         [
             pool((1, 28, 28), 20, KERNEL, 2, "sigmoid"),
             pool((20, 12, 12), 40, KERNEL, 2, "sigmoid"),
-            Dense(640, 100, Sigmoid()),
-            Dense(100, 10, Softmax()),
+            Dense(*DENSE[0], Sigmoid()),
+            Dense(*DENSE[1], Softmax()),
         ],
         cost="log_likelihood",
     )
@@ -84,6 +124,24 @@ def _images(folder: str | None, count: int) -> tuple[jax.Array, jax.Array]:
     kx, ky = jax.random.split(jax.random.key(SEED))
     X = jax.random.uniform(kx, (count, 784))
     return X, jax.nn.one_hot(jax.random.randint(ky, (count,), 0, 10), 10)
+
+
+def flops_per_example() -> int:
+    """Multiply-adds × 2 of one example's forward and backward pass through `network()`.
+
+    Per convolutional layer of F filters kh × kw on C input maps, F × H′ × W′ outputs:
+    F·H′·W′·C·kh·kw multiply-adds for each of its three correlations, z = w ⋆ a, ∂C/∂w and
+    ∂C/∂a, except ∂C/∂a of the first layer (nothing is sent below it); per dense weight three
+    (z, BP2's δ sent down, BP4's ∂C/∂w). Biases, activations, pooling and the cost are left
+    out (a few multiplications per unit, not per weight).
+    """
+    multiply_adds = 0
+    for i, (_, (C, H, W), F) in enumerate(LAYERS):
+        per_correlation = F * (H - KERNEL[0] + 1) * (W - KERNEL[1] + 1) * C * KERNEL[0] * KERNEL[1]
+        multiply_adds += (2 if i == 0 else 3) * per_correlation
+    for n_in, n_out in DENSE:
+        multiply_adds += 3 * n_in * n_out
+    return 2 * multiply_adds
 
 
 def _scanned(step: Callable) -> Callable:
@@ -162,42 +220,80 @@ def _gradient_cases(s: dict, X, Y) -> dict[tuple, Callable]:
     return cases
 
 
+def _epoch_cases(s: dict, X, Y) -> dict[tuple, Callable]:
+    """One SGD epoch of chapter 6's network on (X, Y), each of `EPOCH_CASES` and mini-batch."""
+    optimizer = optimizers.make_optimizer("sgd", ETA)
+    params = network().init(jax.random.key(SEED), "network3")
+    args = (params, optimizer.init(params), jax.random.key(SEED + 1), X, Y)
+    cases = {}
+    for m in s["mini_batches"]:
+        for method, name in EPOCH_CASES:
+            net = network(FORMULATIONS[name])
+            epoch = training.make_epoch(net, optimizer, gradient=method, mini_batch_size=m)
+            cases[("conv epoch", f"{method} {name}", m)] = functools.partial(epoch, *args)
+    return cases
+
+
 def rows(s: dict, folder: str | None, progress=None) -> list[dict]:
-    """Every case, interleaved; seconds per mini-batch."""
+    """Every case, interleaved; seconds per mini-batch (per epoch for the epochs)."""
     r, largest = s["per_call"], max(s["mini_batches"])
-    X, Y = _images(folder, r * largest)
+    n = s["epoch_examples"]
+    X, Y = _images(folder, max(r * largest, n))
     cases = _op_cases(s, X) | _gradient_cases(s, X, Y)
     samples = interleave(cases, s["rounds"], progress=progress)
     load = [round(x, 2) for x in os.getloadavg()]
-    out = []
-    for key, sample in samples.items():
-        case, method, m = key[:3]
-        row = {"case": case, "method": method, "mini_batch": m, **sample.summary(1 / r)}
-        row |= {"load_average": load, "platform": jax.devices()[0].platform}
-        if case == "conv op":
-            what, name, form = method.rsplit(" ", 2)
-            row |= {"layer": key[3], "pass": what, "formulation": name, "form": form}
-        else:
-            row["method"], row["formulation"] = method.split(" ")
-        out.append(row)
+    out = [_row(key, sample.summary(1 / r), load) for key, sample in samples.items()]
+    epochs = {("peak", "jnp.dot float32", None): _peak_case(s["peak_n"])}
+    epochs |= _epoch_cases(s, X[:n], Y[:n])
+    samples = interleave(epochs, s["epoch_rounds"], progress=progress)
+    load = [round(x, 2) for x in os.getloadavg()]
+    out += [_row(key, sample.summary(), load) for key, sample in samples.items()]
     _ratios(out)
+    _flop_limits(out, s["peak_n"], n)
     return out
 
 
+def _row(key: tuple, summary: dict, load: list[float]) -> dict:
+    case, method, m = key[:3]
+    row = {"case": case, "method": method, "mini_batch": m, **summary}
+    row |= {"load_average": load, "platform": jax.devices()[0].platform}
+    if case == "conv op":
+        what, name, form = method.rsplit(" ", 2)
+        row |= {"layer": key[3], "pass": what, "formulation": name, "form": form}
+    elif case != "peak":
+        row["method"], row["formulation"] = method.split(" ")
+    return row
+
+
 def _ratios(rows: list[dict]) -> None:
-    gradients = [r for r in rows if r["case"] == "conv gradient"]
-    for m in {r["mini_batch"] for r in gradients}:
-        same = [r for r in gradients if r["mini_batch"] == m]
-        autodiff = {r["formulation"]: r["median_s"] for r in same if r["method"] == "autodiff"}
-        fastest = min(autodiff.values())
-        for r in same:
-            forward = FORWARD_OF.get(r["formulation"], r["formulation"])
-            r["vs_autodiff"] = r["median_s"] / autodiff[forward]
-            r["vs_fastest_autodiff"] = r["median_s"] / fastest
+    for case in ("conv gradient", "conv epoch"):
+        timed = [r for r in rows if r["case"] == case]
+        for m in {r["mini_batch"] for r in timed}:
+            same = [r for r in timed if r["mini_batch"] == m]
+            autodiff = {r["formulation"]: r["median_s"] for r in same if r["method"] == "autodiff"}
+            fastest = min(autodiff.values())
+            for r in same:
+                forward = FORWARD_OF.get(r["formulation"], r["formulation"])
+                if case == "conv epoch":  # the same network: its own autodiff row
+                    forward = r["formulation"]
+                r["vs_autodiff"] = r["median_s"] / autodiff[forward]
+                r["vs_fastest_autodiff"] = r["median_s"] / fastest
+
+
+def _flop_limits(rows: list[dict], peak_n: int, examples: int) -> None:
+    """The peak's GFLOP/s, and each epoch's time as a multiple of its FLOP limit at the peak."""
+    (peak,) = [r for r in rows if r["case"] == "peak"]
+    peak_flops = 2 * peak_n**3 / peak["median_s"]
+    peak |= {"gflops": peak_flops / 1e9, "n": peak_n}
+    flops = flops_per_example() * examples
+    for r in rows:
+        if r["case"] == "conv epoch":
+            r |= {"examples": examples, "flops": flops, "flop_limit_s": flops / peak_flops}
+            r["flop_limit_multiple"] = r["median_s"] / r["flop_limit_s"]
 
 
 def tables(rows: list[dict]) -> str:
-    """The rows as two markdown tables, milliseconds per mini-batch."""
+    """The rows as markdown tables, milliseconds per mini-batch, seconds per epoch."""
     ops = [r for r in rows if r["case"] == "conv op"]
     lines = [
         "| layer | pass | mb | "
@@ -233,6 +329,25 @@ def tables(rows: list[dict]) -> str:
             f"{r['median_s'] * 1e3:.2f} | {r['min_s'] * 1e3:.2f}–{r['max_s'] * 1e3:.2f} | "
             f"{r['vs_autodiff']:.2f} | {r['vs_fastest_autodiff']:.2f} |"
         )
+    (peak,) = [r for r in rows if r["case"] == "peak"]
+    epochs = [r for r in rows if r["case"] == "conv epoch"]
+    lines += [
+        "",
+        f"peak: {peak['gflops']:.1f} GFLOP/s (jnp.dot, {peak['n']}² float32, median of "
+        f"{peak['repeats']}); an epoch: {flops_per_example():,} FLOP × {epochs[0]['examples']:,}"
+        f" examples = {epochs[0]['flops'] / 1e9:.1f} GFLOP, limit "
+        f"{epochs[0]['flop_limit_s']:.2f} s",
+        "",
+        "| chapter 6's network, one SGD epoch | formulation | mb | s (median) | min–max s | "
+        "/ jax.grad, same network | / fastest jax.grad | × FLOP limit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(epochs, key=lambda r: (r["mini_batch"], r["formulation"], r["method"])):
+        lines.append(
+            f"| {r['method']} | {r['formulation']} | {r['mini_batch']} | {r['median_s']:.2f} | "
+            f"{r['min_s']:.2f}–{r['max_s']:.2f} | {r['vs_autodiff']:.2f} | "
+            f"{r['vs_fastest_autodiff']:.2f} | {r['flop_limit_multiple']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -241,7 +356,11 @@ _FORMS = ("batched", "vmapped")
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="two rounds, two mini-batches a call")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="two rounds, two mini-batches a call; epochs of 200 images, one round",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here as JSON")
     parser.add_argument("--data-dir", help="MNIST folder (default: $FNBACKPROP_DATA)")
     args = parser.parse_args(argv)

@@ -88,14 +88,6 @@ def tree_allclose(a, b, *, rtol: float, atol: float = 0.0) -> bool:
     return bool(np.allclose(np.asarray(fa), np.asarray(fb), rtol=rtol, atol=atol))
 
 
-def max_relative_error(a, b) -> float:
-    """max |a − b| / max |b| over all leaves (0 when both are zero)."""
-    fa, _ = ravel_pytree(a)
-    fb, _ = ravel_pytree(b)
-    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
-    return float(np.max(np.abs(fa - fb)) / max(np.max(np.abs(fb)), np.finfo(np.float64).tiny))
-
-
 def mutate(blob: bytes, edits) -> bytes:
     """`blob` with fuzzing edits applied in turn: (kind, where, value) with kind one of flip
     (xor a byte with value), insert, delete or truncate, at `where` modulo the current length."""

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, max_relative_error
+from conftest import REPO
 
 from benchmarks import sweeps as bench
 from fnbackprop import config, runs, sweeps, training
+from fnbackprop.check import relative_error
 from fnbackprop.errors import FnbackpropError
 
 BASE = {
@@ -154,7 +155,7 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
             assert a.get("stopped", "")[:14] == b.get("stopped", "")[:14]
         mine, theirs = runs.load_run(tmp_path / "v" / name), runs.load_run(tmp_path / "s" / name)
         assert mine[3]["epoch"] == theirs[3]["epoch"]
-        assert max_relative_error(mine[2], theirs[2]) < 1e-4, name
-        assert max_relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
+        assert relative_error(mine[2], theirs[2]) < 1e-4, name
+        assert relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
     assert len(together.runs["eta=0.0,lmbda=1.0"].metrics) == 2  # η = 0 stops after epoch 1
     assert len(together.runs["eta=0.5,lmbda=1.0"].metrics) == 3

@@ -18,6 +18,7 @@ import pytest
 from benchmarks import numpy_baselines as nb
 from benchmarks import report, suite
 from benchmarks.__main__ import main
+from benchmarks.tables import markdown_table
 from fnbackprop.network import Network
 
 REQUIRED = ("case", "method", "mini_batch", "median_s", "min_s", "max_s")
@@ -160,3 +161,15 @@ def test_jax_grad_through_cost_with_backprop_compiles_to_the_matrix_form(m):
     X, Y = jnp.ones((m, suite.SIZES[0])), jnp.ones((m, suite.SIZES[-1]))
     vjp = _program(suite.grad_of_cost_with_backprop, net, params, X, Y)
     assert vjp == _program(bp.backprop_batch, net, params, X, Y)
+
+
+def test_one_builder_draws_every_table():
+    text = markdown_table(("method", "median s:"), [("backprop", "0.123"), ("autodiff", 1)])
+    assert text.splitlines() == [
+        "| method | median s |",
+        "|---|---:|",
+        "| backprop | 0.123 |",
+        "| autodiff | 1 |",
+    ]
+    with pytest.raises(ValueError, match="a row of 1 cells in a table of 2 columns"):
+        markdown_table(("a", "b"), [("only one",)])

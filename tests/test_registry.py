@@ -284,7 +284,7 @@ def test_the_shipped_example_module_through_the_command(mnist_dir, tmp_path):
         "--out", str(run), "--quiet",
         cwd=REPO,
     )  # fmt: skip
-    assert f'activation = ["{SWISH}", "sigmoid"]' in (run / "config.toml").read_text()
+    assert config.load(run / "config.toml").network.activation == (SWISH, "sigmoid")
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["test_accuracy"] > 0.8  # it learns
     evaluated = json.loads(_fnbackprop("evaluate", str(run), "--json", cwd=REPO).stdout)

@@ -10,7 +10,6 @@ import pickle
 import socket
 import struct
 import threading
-import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -331,14 +330,14 @@ def test_read_idx_huge_claims_fail_fast(tmp_path: Path, dims: tuple, compress: b
     blob = blob + bytes(100 - len(blob))
     (tmp_path / "huge").write_bytes(gzip.compress(blob) if compress else blob)
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(DataError, match=r"over the limit|truncated"):
             read_idx(tmp_path / "huge")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - start < 1.0
+    # refused before anything the size of the claim is allocated (the file holds 100 bytes, so
+    # nothing else could take time); no wall-clock bound, which a busy machine could break
     assert peak < 8 * 2**20
 
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -229,7 +230,7 @@ def textbook_cost_from_z(z, y):
 # -- random networks ------------------------------------------------------------------------------
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12, fast=1), deadline=None)  # each draw compiles anew
 @given(
     sizes=st.lists(st.integers(1, 3), min_size=2, max_size=4),
     hidden=st.sampled_from(activations.names()),

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from benchmarks import numpy_baselines as nb
 from benchmarks import report, suite
@@ -24,7 +25,7 @@ from fnbackprop.network import Network
 REQUIRED = ("case", "method", "mini_batch", "median_s", "min_s", "max_s")
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def rows(mnist_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "rows.json"
     main(["--quick", "--json", str(path), "--data-dir", str(mnist_dir)])
@@ -36,7 +37,6 @@ def _positive(x) -> bool:
 
 
 @pytest.mark.mnist
-@pytest.mark.slow
 class TestQuickRun:
     """`python -m benchmarks --quick`, run once for all these tests."""
 

@@ -22,7 +22,7 @@ from experiments import (
     why_backprop_is_fast,
 )
 
-pytestmark = pytest.mark.usefixtures("results_untouched")
+pytestmark = pytest.mark.usefixtures("quick_experiments")
 
 
 @pytest.fixture

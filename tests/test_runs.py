@@ -4,8 +4,6 @@ early stopping keeps the best checkpoint, and the output reads well without a te
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -154,13 +152,13 @@ def test_a_folder_in_use_is_refused_at_once_and_the_lock_goes_with_the_run(tmp_p
         pass
 
 
-def test_a_killed_run_leaves_no_stuck_lock(tmp_path):
+def test_a_killed_run_leaves_no_stuck_lock(tmp_path, spawn):
     folder = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom fnbackprop.runs import RunLock\n"
-         f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(300)"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    holder = spawn(
+        "-c",
+        "import sys, time\nfrom fnbackprop.runs import RunLock\n"
+        f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(300)",
+        stderr=None, cwd=REPO,
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -14,7 +14,7 @@ import sys
 
 import jax
 import pytest
-from conftest import REPO
+from conftest import REPO, slow_fixture
 
 from fnbackprop import config, optimizers, runs, sharding, training
 from fnbackprop.check import relative_error
@@ -94,8 +94,9 @@ def _env(device_count: int) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def four(mnist_dir):
+    """The figures of FOUR_DEVICES, run in a fresh process with 4 fake CPU devices."""
     done = subprocess.run(
         [sys.executable, "-c", FOUR_DEVICES, str(mnist_dir)],
         env=_env(4),
@@ -178,8 +179,7 @@ def test_bad_multi_process_settings_are_rejected(args, message, monkeypatch):
     assert sharding.initialize() is False  # nothing given: one process, nothing started
 
 
-@pytest.mark.slow
-def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path):
+def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path, spawn):
     """`fnbackprop train --coordinator ...` twice, 2 fake devices each: 4 devices, 2 hosts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,17 +188,13 @@ def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path):
     settings = [*(a for o in overrides for a in ("--set", o)), "--data-dir", str(mnist_dir)]
     config_path = str(REPO / "experiments" / "configs" / "chapter1.toml")
     processes = [
-        subprocess.Popen(
-            [
-                *(sys.executable, "-m", "fnbackprop.cli", "train", config_path, *settings),
-                *("--quiet", "--set", "training.devices=4", "--out", str(tmp_path / f"p{i}")),
-                *("--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"),
-                *("--process-id", str(i)),
-            ],
+        spawn(
+            *("-m", "fnbackprop.cli", "train", config_path, *settings),
+            *("--quiet", "--set", "training.devices=4", "--out", str(tmp_path / f"p{i}")),
+            *("--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"),
+            *("--process-id", str(i)),
             env=_env(2),
-            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         for i in (0, 1)
     ]

@@ -3,7 +3,7 @@
 - `suite`: the cases (peak, epochs, NumPy baselines, evaluation, gradients, the chapter-1 run);
 - `timing`: interleaved rounds, wall and CPU seconds;
 - `numpy_baselines`: the book's SGD in NumPy, per example and fully matrix-based;
-- `report`: the tables and the issue's bars;
+- `report`: the tables and the issue's bars (every table drawn by `tables.markdown_table`);
 - `sharding`: the sharded-epoch rows (one process per device count).
 """
 

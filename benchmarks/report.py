@@ -7,6 +7,7 @@ from pathlib import Path
 from fnbackprop._io import write_text_atomic
 
 from . import sharding
+from .tables import markdown_table
 
 #: (description, the backprop epoch row's field, mini-batch, the bar, True if the bar is a maximum)
 BARS = (
@@ -81,37 +82,51 @@ def tables(rows: list[dict]) -> str:
 
 
 def _epoch_table(rows: list[dict]) -> str:
-    lines = [
-        "| epoch of [784, 30, 10] | mini-batch | median s | min–max s | CPU s | examples/s | "
-        "× FLOP limit | / jax.grad | × faster than NumPy loop | × faster than NumPy matrix |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    columns = (
+        "epoch of [784, 30, 10]", "mini-batch:", "median s:", "min–max s:", "CPU s:",
+        "examples/s:", "× FLOP limit:", "/ jax.grad:", "× faster than NumPy loop:",
+        "× faster than NumPy matrix:",
+    )  # fmt: skip
+    cells = []
     for r in rows:
         name = r["method"] if r["case"] == "epoch" else f"NumPy {r['method']}"
         if r.get("note"):
             name += f" ({r['note']})"
-        lines.append(
-            f"| {name} | {r['mini_batch']} | {r['median_s']:.3f} | {_range(r)} | {r['cpu_s']:.3f} "
-            f"| {r['examples_per_s']:,.0f} | {r['flop_limit_multiple']:.2f} "
-            f"| {_opt(r.get('vs_autodiff'), '.2f')} "
-            f"| {_opt(r.get('speedup_vs_numpy_loop'), '.0f')} "
-            f"| {_opt(r.get('speedup_vs_numpy_matrix'), '.1f')} |"
+        cells.append(
+            (
+                name,
+                r["mini_batch"],
+                f"{r['median_s']:.3f}",
+                _range(r),
+                f"{r['cpu_s']:.3f}",
+                f"{r['examples_per_s']:,.0f}",
+                f"{r['flop_limit_multiple']:.2f}",
+                _opt(r.get("vs_autodiff"), ".2f"),
+                _opt(r.get("speedup_vs_numpy_loop"), ".0f"),
+                _opt(r.get("speedup_vs_numpy_matrix"), ".1f"),
+            )
         )
-    return "\n".join(lines)
+    return markdown_table(columns, cells)
 
 
 def _gradient_table(rows: list[dict]) -> str:
-    lines = [
-        "| one mini-batch gradient | sizes | mini-batch | median µs | min–max µs | × FLOP limit "
-        "| / jax.grad |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {r['sizes']} | {r['mini_batch']} | {r['median_s'] * 1e6:.1f} "
-            f"| {_range(r, 1e6, 1)} | {r['flop_limit_multiple']:.2f} | {r['vs_autodiff']:.2f} |"
+    columns = (
+        "one mini-batch gradient", "sizes", "mini-batch:", "median µs:", "min–max µs:",
+        "× FLOP limit:", "/ jax.grad:",
+    )  # fmt: skip
+    cells = [
+        (
+            r["method"],
+            r["sizes"],
+            r["mini_batch"],
+            f"{r['median_s'] * 1e6:.1f}",
+            _range(r, 1e6, 1),
+            f"{r['flop_limit_multiple']:.2f}",
+            f"{r['vs_autodiff']:.2f}",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table(columns, cells)
 
 
 #: how the `vjp gradient` and `vjp epoch` rows' methods compute the gradient
@@ -122,33 +137,42 @@ VJP_LABELS = {
 
 
 def _vjp_table(rows: list[dict]) -> str:
-    lines = [
-        "| [784, 30, 10], the hand-written pass inside jax.grad | what | mini-batch | median ms "
-        "| min–max ms | × FLOP limit | / jax.grad(cost) |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        what = "one mini-batch gradient" if r["case"] == "vjp gradient" else "one SGD epoch"
-        lines.append(
-            f"| {VJP_LABELS.get(r['method'], r['method'])} | {what} | {r['mini_batch']} "
-            f"| {r['median_s'] * 1e3:.3f} | {_range(r, 1e3)} | {r['flop_limit_multiple']:.2f} "
-            f"| {r['vs_autodiff']:.2f} |"
+    columns = (
+        "[784, 30, 10], the hand-written pass inside jax.grad", "what", "mini-batch:",
+        "median ms:", "min–max ms:", "× FLOP limit:", "/ jax.grad(cost):",
+    )  # fmt: skip
+    cells = [
+        (
+            VJP_LABELS.get(r["method"], r["method"]),
+            "one mini-batch gradient" if r["case"] == "vjp gradient" else "one SGD epoch",
+            r["mini_batch"],
+            f"{r['median_s'] * 1e3:.3f}",
+            _range(r, 1e3),
+            f"{r['flop_limit_multiple']:.2f}",
+            f"{r['vs_autodiff']:.2f}",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table(columns, cells)
 
 
 def _one_cpu_table(rows: list[dict]) -> str:
-    lines = [
-        "| chapter-1 epoch (backprop) in a worker | mini-batch | CPUs | median s | min–max s "
-        "| / every CPU |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {'restricted to one CPU' if r['cpus'] == 1 else 'every CPU'} | {r['mini_batch']} "
-            f"| {r['cpus']} | {r['median_s']:.3f} | {_range(r)} | {r['vs_every_cpu']:.2f} |"
+    columns = (
+        "chapter-1 epoch (backprop) in a worker", "mini-batch:", "CPUs:", "median s:",
+        "min–max s:", "/ every CPU:",
+    )  # fmt: skip
+    cells = [
+        (
+            "restricted to one CPU" if r["cpus"] == 1 else "every CPU",
+            r["mini_batch"],
+            r["cpus"],
+            f"{r['median_s']:.3f}",
+            _range(r),
+            f"{r['vs_every_cpu']:.2f}",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table(columns, cells)
 
 
 def bars(rows: list[dict]) -> list[str]:

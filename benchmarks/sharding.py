@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .stats import spread
+from .tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (784, 30, 10)
@@ -155,20 +156,22 @@ def _serve() -> None:
 
 
 def format_table(table: list[dict]) -> str:
-    lines = [
-        "| method | mini-batch | devices | median s/epoch | min s | vs 1 device |",
-        "|---|---:|---:|---:|---:|---:|",
+    columns = ("method", "mini-batch:", "devices:", "median s/epoch:", "min s:", "vs 1 device:")
+    cells = [
+        (
+            r["method"],
+            r["mini_batch"],
+            r["devices"],
+            f"{r['median_s']:.3f}",
+            f"{r['min_s']:.3f}",
+            f"{r['vs_1_device']:.2f}×",
+        )
+        for r in table
     ]
-    for r in table:
-        lines.append(
-            f"| {r['method']} | {r['mini_batch']} | {r['devices']} | {r['median_s']:.3f} | "
-            f"{r['min_s']:.3f} | {r['vs_1_device']:.2f}× |"
-        )
+    text = markdown_table(columns, cells)
     if table:
-        lines.append(
-            f"\n{table[0]['platform']}: {table[0]['note']}; medians of {table[0]['repeats']}"
-        )
-    return "\n".join(lines)
+        text += f"\n\n{table[0]['platform']}: {table[0]['note']}; medians of {table[0]['repeats']}"
+    return text
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from . import report
 from .stats import spread
+from .tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
@@ -235,31 +236,42 @@ def _epoch_rows(k: int, settings: dict, data_dir, progress) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| K runs | sweep over | strategy | wall s (median) | min–max s | runs per minute | "
-        "× K processes |",
-        "|---:|---|---|---:|---:|---:|---:|",
-    ]
-    for r in (r for r in rows if r["case"] == "sweep"):
-        lines.append(
-            f"| {r['runs']} | {r['sweep']} | {r['strategy']} | {r['median_s']:.1f} | "
-            f"{r['min_s']:.1f}–{r['max_s']:.1f} | {r['runs_per_minute']:.1f} | "
-            f"{r['vs_processes']:.2f} |"
+    columns = (
+        "K runs:", "sweep over", "strategy", "wall s (median):", "min–max s:",
+        "runs per minute:", "× K processes:",
+    )  # fmt: skip
+    cells = [
+        (
+            r["runs"],
+            r["sweep"],
+            r["strategy"],
+            f"{r['median_s']:.1f}",
+            f"{r['min_s']:.1f}–{r['max_s']:.1f}",
+            f"{r['runs_per_minute']:.1f}",
+            f"{r['vs_processes']:.2f}",
         )
+        for r in rows
+        if r["case"] == "sweep"
+    ]
+    text = markdown_table(columns, cells)
     epoch_rows = [r for r in rows if r["case"] == "sweep epoch"]
     if epoch_rows:
-        lines += [
-            "",
-            "| K runs | one epoch of K runs, in one process | s (median) | s per run-epoch | "
-            "× in sequence |",
-            "|---:|---|---:|---:|---:|",
-        ]
-        for r in epoch_rows:
-            lines.append(
-                f"| {r['runs']} | {r['strategy']} | {r['median_s']:.3f} | "
-                f"{r['per_run_epoch_s']:.3f} | {r['vs_in_sequence']:.2f} |"
+        columns = (
+            "K runs:", "one epoch of K runs, in one process", "s (median):", "s per run-epoch:",
+            "× in sequence:",
+        )  # fmt: skip
+        cells = [
+            (
+                r["runs"],
+                r["strategy"],
+                f"{r['median_s']:.3f}",
+                f"{r['per_run_epoch_s']:.3f}",
+                f"{r['vs_in_sequence']:.2f}",
             )
-    return "\n".join(lines)
+            for r in epoch_rows
+        ]
+        text += "\n\n" + markdown_table(columns, cells)
+    return text
 
 
 def main(argv=None) -> list[dict]:

@@ -47,6 +47,7 @@ import fnbackprop
 from fnbackprop import config as fconfig
 from fnbackprop import sweeps
 from fnbackprop._io import atomic_file, write_text_atomic
+from fnbackprop.check import relative_error as relative_error  # the scripts' max|g − r|/max|r|
 from fnbackprop.config import build_network
 from fnbackprop.data import load_dataset, one_hot
 
@@ -450,15 +451,6 @@ def normal_pool(key, n: int) -> np.ndarray:
     """
     with jax.enable_x64(True):
         return np.asarray(jax.random.normal(key, (max(n, POOL_SIZE),), jnp.float64))
-
-
-def relative_error(grads, reference) -> float:
-    """max |g − r| / max |r| over every leaf, in float64 numpy (nothing to compile)."""
-    g, r = (
-        np.concatenate([np.ravel(np.asarray(a, np.float64)) for a in jax.tree.leaves(t)])
-        for t in (grads, reference)
-    )
-    return float(np.max(np.abs(g - r)) / np.max(np.abs(r)))
 
 
 def mnist_arrays(data_dir, n_train: int, n_validation: int, n_out: int = 10) -> tuple:

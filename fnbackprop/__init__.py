@@ -78,56 +78,9 @@ _SUBMODULES = (
     "validation",
 )
 
-__all__ = [
-    "Activation",
-    "CheckpointError",
-    "ConfigError",
-    "Cost",
-    "DataError",
-    "FnbackpropError",
-    "Network",
-    "Params",
-    "ShapeError",
-    "activations",
-    "alternate_presentation_grad",
-    "autodiff_grad",
-    "backprop",
-    "backprop_batch",
-    "backprop_vmap",
-    "backpropagate_errors",
-    "backward",
-    "check",
-    "check_activation",
-    "check_cost",
-    "check_network",
-    "checkpoint",
-    "cli",
-    "config",
-    "cost",
-    "cost_with_backprop",
-    "costs",
-    "count_paths",
-    "data",
-    "dropout_masks",
-    "errors",
-    "feedforward",
-    "finite_difference_grad",
-    "forward_pass",
-    "layer",
-    "network",
-    "neuronwise",
-    "optimizers",
-    "path_sum_grad",
-    "references",
-    "registry",
-    "runs",
-    "schedules",
-    "sharding",
-    "sweeps",
-    "training",
-    "validation",
-    "weighted_input",
-]
+#: every public name, read from the two tables above (the TYPE_CHECKING block below imports the
+#: same names for type checkers; tests/test_package.py holds it to them)
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
 
 def __getattr__(name: str) -> Any:
@@ -145,43 +98,70 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
+    # (`name as name` marks a re-export, as a py.typed package must: __all__ is built at run time);
+    # isort: off
     from . import (
-        activations,
-        checkpoint,
-        config,
-        costs,
-        data,
-        registry,
-        runs,
-        sharding,
-        sweeps,
-        training,
+        activations as activations,
+        backward as backward,
+        check as check,
+        checkpoint as checkpoint,
+        cli as cli,
+        config as config,
+        costs as costs,
+        data as data,
+        errors as errors,
+        network as network,
+        optimizers as optimizers,
+        references as references,
+        registry as registry,
+        runs as runs,
+        schedules as schedules,
+        sharding as sharding,
+        sweeps as sweeps,
+        training as training,
+        validation as validation,
     )
-    from .activations import Activation, neuronwise
+    from .activations import (
+        Activation as Activation,
+        neuronwise as neuronwise,
+    )
     from .backward import (
-        backprop,
-        backprop_batch,
-        backprop_vmap,
-        backpropagate_errors,
-        cost_with_backprop,
+        backprop as backprop,
+        backprop_batch as backprop_batch,
+        backprop_vmap as backprop_vmap,
+        backpropagate_errors as backpropagate_errors,
+        cost_with_backprop as cost_with_backprop,
     )
-    from .check import check_activation, check_cost, check_network
-    from .costs import Cost
-    from .errors import CheckpointError, ConfigError, DataError, FnbackpropError, ShapeError
+    from .check import (
+        check_activation as check_activation,
+        check_cost as check_cost,
+        check_network as check_network,
+    )
+    from .costs import (
+        Cost as Cost,
+    )
+    from .errors import (
+        CheckpointError as CheckpointError,
+        ConfigError as ConfigError,
+        DataError as DataError,
+        FnbackpropError as FnbackpropError,
+        ShapeError as ShapeError,
+    )
     from .network import (
-        Network,
-        Params,
-        cost,
-        dropout_masks,
-        feedforward,
-        forward_pass,
-        layer,
-        weighted_input,
+        Network as Network,
+        Params as Params,
+        cost as cost,
+        dropout_masks as dropout_masks,
+        feedforward as feedforward,
+        forward_pass as forward_pass,
+        layer as layer,
+        weighted_input as weighted_input,
     )
     from .references import (
-        alternate_presentation_grad,
-        autodiff_grad,
-        count_paths,
-        finite_difference_grad,
-        path_sum_grad,
+        alternate_presentation_grad as alternate_presentation_grad,
+        autodiff_grad as autodiff_grad,
+        count_paths as count_paths,
+        finite_difference_grad as finite_difference_grad,
+        path_sum_grad as path_sum_grad,
     )
+    # isort: on

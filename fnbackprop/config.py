@@ -56,6 +56,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import tomli_w
+
 from . import activations, costs
 from .data import DATASETS
 from .errors import ConfigError, FnbackpropError
@@ -689,32 +691,31 @@ def build_network(config: Config) -> Network:
 
 
 def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
-    """The config as TOML text that `load` reads back to an equal `Config`.
+    """The config as TOML text that `load` reads back to an equal `Config`, written by `tomli_w`
+    (any string, newlines and control characters included, escaped as TOML wants): the three
+    sections in order, every key spelled out, the overridden neurons as a list of inline tables
+    (`network.override`), `schedule_args` as the table `[training.schedule_args]`.
 
     With `axes` (`section.key` → values), those keys are written as lists: the file of a sweep,
     which `load_sweep` reads back to the same runs.
     """
     axes = axes or {}
-    lines = []
+    document = {}
     for name in _SECTIONS:
         section = getattr(config, name)
-        lines.append(f"[{name}]")
-        tables = []
+        table = {}
         for field in dataclasses.fields(section):
             value = getattr(section, field.name)
-            if field.name in ("override", "layer"):
-                tables += [
-                    (field.name, _layer_table(t) if field.name == "layer" else t) for t in value
-                ]
-                continue
-            value = axes.get(f"{name}.{field.name}", value)
-            lines.append(f"{field.name} = {_toml_value(value)}")
-        for kind, t in tables:
-            pairs = t.items() if isinstance(t, dict) else dataclasses.asdict(t).items()
-            lines += ["", f"[[{name}.{kind}]]"]
-            lines += [f"{key} = {_toml_value(value)}" for key, value in pairs]
-        lines.append("")
-    return "\n".join(lines)
+            if field.name == "override":
+                value = [dataclasses.asdict(o) for o in value] or None
+            elif field.name == "layer":
+                value = [_layer_table(spec) for spec in value] or None
+            else:
+                value = axes.get(f"{name}.{field.name}", value)
+            if value is not None:
+                table[field.name] = _toml_value(value)
+        document[name] = table
+    return tomli_w.dumps(document)
 
 
 def _layer_table(spec: LayerSpec) -> dict[str, Any]:
@@ -723,9 +724,9 @@ def _layer_table(spec: LayerSpec) -> dict[str, Any]:
     return {"kind": spec.kind, **{k: getattr(spec, k) for k in keys}}
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _toml_value(value: Any) -> Any:
+    """`value` as `tomli_w` writes it: a table of numbers (`schedule_args`, held as pairs) as a
+    dict, tuples as lists."""
     if isinstance(value, Mapping):
         value = tuple(value.items())
     if (
@@ -733,11 +734,9 @@ def _toml_value(value: Any) -> str:
         and all(isinstance(p, tuple) and len(p) == 2 for p in value)
         and (value == () or all(isinstance(k, str) for k, _ in value))
     ):  # a table of numbers: schedule_args
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value) + "}"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return {k: _toml_value(v) for k, v in value}
     if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")  # pragma: no cover
+        return [_toml_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _toml_value(v) for k, v in value.items()}
+    return value

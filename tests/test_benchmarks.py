@@ -14,16 +14,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from benchmarks import numpy_baselines as nb
 from benchmarks import report, suite
 from benchmarks.__main__ import main
+from benchmarks.tables import markdown_table
 from fnbackprop.network import Network
 
 REQUIRED = ("case", "method", "mini_batch", "median_s", "min_s", "max_s")
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def rows(mnist_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "rows.json"
     main(["--quick", "--json", str(path), "--data-dir", str(mnist_dir)])
@@ -35,7 +37,6 @@ def _positive(x) -> bool:
 
 
 @pytest.mark.mnist
-@pytest.mark.slow
 class TestQuickRun:
     """`python -m benchmarks --quick`, run once for all these tests."""
 
@@ -160,3 +161,15 @@ def test_jax_grad_through_cost_with_backprop_compiles_to_the_matrix_form(m):
     X, Y = jnp.ones((m, suite.SIZES[0])), jnp.ones((m, suite.SIZES[-1]))
     vjp = _program(suite.grad_of_cost_with_backprop, net, params, X, Y)
     assert vjp == _program(bp.backprop_batch, net, params, X, Y)
+
+
+def test_one_builder_draws_every_table():
+    text = markdown_table(("method", "median s:"), [("backprop", "0.123"), ("autodiff", 1)])
+    assert text.splitlines() == [
+        "| method | median s |",
+        "|---|---:|",
+        "| backprop | 0.123 |",
+        "| autodiff | 1 |",
+    ]
+    with pytest.raises(ValueError, match="a row of 1 cells in a table of 2 columns"):
+        markdown_table(("a", "b"), [("only one",)])

@@ -29,7 +29,7 @@ def test_every_book_config_is_shipped_with_the_books_settings():
         assert (c.network.init, c.training.eta, c.training.lmbda) == (init, 0.1, 5.0)
 
 
-def test_chapter3_figures_quick(mnist_dir, tmp_path):
+def test_chapter3_figures_quick(mnist_dir, tmp_path, quick_experiments):
     results = chapter3_figures.main(
         ["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_dir)]
     )

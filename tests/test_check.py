@@ -108,9 +108,12 @@ class AllAxesSoftmax(activations.Softmax):
         return e / jnp.sum(e)
 
 
+@pytest.mark.slow  # every σ, cost and case of check.cases compiled: half a minute
 def test_fnbackprop_check_finds_every_form_exact(capsys):
     """Every built-in σ and cost on its own, then every activation × cost, a modified neuron and
-    a linear net: all agree, exit code 0."""
+    a linear net: all agree, exit code 0. (The fast run keeps the command on one pair,
+    test_the_command_checks_anyones_sigma_and_cost, and the forms against jax.grad in
+    test_backward and test_references.)"""
     assert cli.main(["check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
@@ -142,7 +145,9 @@ def test_a_disagreement_fails_the_check(monkeypatch, capsys):
     assert "FAIL" in out and "1 of 1 rows FAIL" in out and "w²[0, 0]" in out
 
 
+@pytest.mark.slow  # a network beside every built-in partner, each compiled: twenty seconds
 def test_a_right_activation_and_cost_pass_with_every_partner():
+    """(The fast run checks one partner at a time in the tests below.)"""
     rows = check.check_activation(Swish())
     nets = [r for r in rows if isinstance(r, NetworkRow)]
     assert len(nets) == len(costs.COSTS.builtin_names())  # beside every built-in cost

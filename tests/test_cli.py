@@ -1,4 +1,7 @@
-"""The `fnbackprop` command as a user meets it: real subprocesses, real files, a real SIGKILL.
+"""The `fnbackprop` command as a user meets it: real files, real subprocesses, a real SIGKILL.
+
+A test that needs no process of its own runs the command through `run_cli`: by `cli.main` here
+in the default run, and in a fresh process too in the full one (tests/conftest.py).
 
 - Every user error is one line on stderr and exit code 2, never a traceback; `--debug` adds the
   traceback; a bug (any other exception) is one line and exit code 1.
@@ -22,6 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import cli_in_process
 
 import fnbackprop as fnbackprop_package
 from fnbackprop import checkpoint, cli, config, optimizers, runs, training
@@ -29,27 +33,6 @@ from fnbackprop.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER1 = REPO / "experiments" / "configs" / "chapter1.toml"
-
-
-def fnbackprop(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python -m fnbackprop.cli ARGS` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "fnbackprop.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
-    )
-
-
-def start(*args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fnbackprop.cli", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -210,13 +193,14 @@ def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, lis
 
 
 @pytest.fixture(scope="module")
-def errors(tmp_path_factory, mnist_dir):
-    """Every error case run at once (each subprocess spends most of its time importing JAX)."""
+def errors(tmp_path_factory, mnist_dir, run_cli):
+    """Every error case run at once (each subprocess spends most of its time importing JAX; in
+    this process, one at a time)."""
     cases = _error_cases(tmp_path_factory.mktemp("cli"), mnist_dir)
     assert list(cases) == ERROR_CASES
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=1 if run_cli is cli_in_process else 4) as pool:
         futures = {
-            name: pool.submit(fnbackprop, *args, env=env) for name, (args, env, _) in cases.items()
+            name: pool.submit(run_cli, *args, env=env) for name, (args, env, _) in cases.items()
         }
     return {name: (future.result(), cases[name][2]) for name, future in futures.items()}
 
@@ -256,8 +240,8 @@ def test_verify_still_lists_every_file_on_stdout(errors):
     assert result.stdout.count("BAD ") == 4 and result.stdout.count(": missing") == 4
 
 
-def test_debug_shows_the_traceback_then_the_line(tmp_path):
-    result = fnbackprop("--debug", "train", tmp_path / "nope.toml")
+def test_debug_shows_the_traceback_then_the_line(tmp_path, run_cli):
+    result = run_cli("--debug", "train", tmp_path / "nope.toml")
     assert result.returncode == 2
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "fnbackprop.errors.ConfigError" in result.stderr
@@ -327,12 +311,12 @@ train_size = 1000
 """
 
 
-def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_dir):
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_dir, run_cli):
     (tmp_path / "diverging.toml").write_text(DIVERGING)
     run = tmp_path / "run"
     args = ["--data-dir", mnist_dir, "--quiet"]
     line = one_line_error(
-        fnbackprop("train", tmp_path / "diverging.toml", "--out", run, *args),
+        run_cli("train", tmp_path / "diverging.toml", "--out", run, *args),
         "became NaN or infinite; try a smaller learning rate (training.eta)",
     )
     found = re.search(r"diverged in epoch (\d+): .* keeps epoch (\d+), the last good one", line)
@@ -347,7 +331,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnis
     assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
     # resuming runs the bad epoch again: it diverges again, and the files stay byte for byte
     before = {name: (run / name).read_bytes() for name in (runs.CHECKPOINT, runs.METRICS)}
-    again = one_line_error(fnbackprop("train", "--resume", run, *args))
+    again = one_line_error(run_cli("train", "--resume", run, *args))
     assert again == line
     assert {name: (run / name).read_bytes() for name in before} == before
     assert not list(run.glob("*.part"))
@@ -387,11 +371,13 @@ def _without_seconds(run: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
 
 
-def test_a_run_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_path, mnist_dir):
+def test_a_run_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(
+    tmp_path, mnist_dir, spawn, cli_process
+):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = [CHAPTER1, *CRASH, "--data-dir", mnist_dir, "--quiet"]
-    uninterrupted = start("train", *args, "--out", whole)
-    victim = start("train", *args, "--out", killed)
+    uninterrupted = spawn("-m", "fnbackprop.cli", "train", *args, "--out", whole)
+    victim = spawn("-m", "fnbackprop.cli", "train", *args, "--out", killed)
     deadline = time.monotonic() + 300
     while victim.poll() is None and time.monotonic() < deadline:
         try:
@@ -407,7 +393,7 @@ def test_a_run_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(tmp_
     # a temporary file as a kill during a write leaves it: resuming must clear it away
     (killed / ".checkpoint.eqx.crashed.part").write_bytes(b"half a checkpoint")
 
-    resumed = fnbackprop("train", "--resume", killed, "--data-dir", mnist_dir, "--quiet")
+    resumed = cli_process("train", "--resume", killed, "--data-dir", mnist_dir, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert "Epoch 0:" not in resumed.stdout and "Epoch 2:" in resumed.stdout
     uninterrupted.communicate(timeout=300)
@@ -468,18 +454,20 @@ def test_without_out_the_run_is_saved_under_runs_and_a_finished_run_says_so(
     assert checkpoint.read_header(folder / runs.CHECKPOINT)["epoch"] == 2
 
 
-def test_two_trainings_into_one_folder_the_second_fails_at_once(tmp_path, mnist_dir):
+def test_two_trainings_into_one_folder_the_second_fails_at_once(
+    tmp_path, mnist_dir, spawn, cli_process
+):
     """The first holds the folder's lock; the second exits 2 with one line; once the first is
     killed, the lock is gone with it, and the folder (now holding a run) needs --overwrite."""
     (tmp_path / "long.toml").write_text(SMALL_RUN.replace("epochs = 1", "epochs = 10000"))
     run = tmp_path / "run"
     args = [tmp_path / "long.toml", "--out", run, "--data-dir", mnist_dir]
-    first = start("train", *args)
+    first = spawn("-m", "fnbackprop.cli", "train", *args)
     try:
         deadline = time.monotonic() + 120
         while not (run / runs.METRICS).is_file() and time.monotonic() < deadline:
             time.sleep(0.05)  # the first epoch is done: the run is well under way
-        second = fnbackprop("train", *args, "--quiet")
+        second = cli_process("train", *args, "--quiet")
         line = one_line_error(second, f"{run} is in use by another training run (process "
                               f"{first.pid}, started ")  # fmt: skip
         assert line.endswith("wait for it to finish, or choose another --out")
@@ -489,5 +477,5 @@ def test_two_trainings_into_one_folder_the_second_fails_at_once(tmp_path, mnist_
     lines = out.splitlines()
     assert lines and all(line.startswith(f"Epoch {i}: ") for i, line in enumerate(lines))
     assert "\r" not in out + err  # not a terminal: no progress bar, one line per epoch
-    third = fnbackprop("train", *args, "--quiet")
+    third = cli_process("train", *args, "--quiet")
     one_line_error(third, f"{run} holds a run (", "give --overwrite to replace it")

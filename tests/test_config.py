@@ -328,6 +328,30 @@ dir = "C:\\\\data \\"quoted\\""
     assert "train_size = 50000" in config.dumps(original)  # every key spelled out
 
 
+HOSTILE = [
+    "line one\nline two",
+    "tab\there, carriage\rreturn, form\ffeed, back\bspace",
+    "\x00 nul \x01 \x1f \x7f \x1b[31m escape",
+    "double \" quote, single ' quote, triple \"\"\" and '''",
+    "back\\slash \\n not a newline \\u0041 C:\\data\\",
+    "unicode é ü 中文 😀 \u2028 \u00a0",
+    "# not a comment = [not a table]",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_dumps_escapes_any_string_and_load_reads_it_back(tmp_path, text):
+    """`data.dir` is any string the user gave; the file `dumps` writes (after the label comment
+    a run puts on its first line) is valid TOML that loads back to the same config."""
+    c = config.load(CONFIGS / "chapter1.toml")
+    hostile = dataclasses.replace(c, data=dataclasses.replace(c.data, dir=text))
+    path = tmp_path / "resolved.toml"
+    path.write_text(f"# label: --set data.dir=...\n{config.dumps(hostile)}", encoding="utf-8")
+    assert config.load(path) == hostile
+    assert config.load(path).data.dir == text
+
+
 # -- chapter 3's keys, sweeps, and where an error came from ---------------------------------------
 
 

@@ -22,7 +22,7 @@ from experiments import (
     why_backprop_is_fast,
 )
 
-pytestmark = pytest.mark.usefixtures("results_untouched")
+pytestmark = pytest.mark.usefixtures("quick_experiments")
 
 
 @pytest.fixture
@@ -72,10 +72,10 @@ def test_path_sum_equals_backprop_and_explodes():
     assert results["max_relative_error"] < 1e-12
     timings = sorted(results["timings"], key=lambda t: t["paths_enumerated"])
     assert len(timings) >= 3 and not results["skipped"]
-    seconds = [t["path_sum_seconds"] for t in timings]
-    assert all(b > a for a, b in itertools.pairwise(seconds))  # more paths, more time
-    assert seconds[-1] > 10 * seconds[0]
-    assert timings[-1]["ratio"] > 10 * timings[0]["ratio"]  # backprop does not explode
+    # path sum / backprop, each pair timed together: no raw seconds compared across sizes
+    ratios = [t["ratio"] for t in timings]
+    assert all(b > a for a, b in itertools.pairwise(ratios))  # more paths, more time
+    assert ratios[-1] > 10 * ratios[0]  # the path sum explodes; backprop does not
 
 
 @pytest.mark.mnist

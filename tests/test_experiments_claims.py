@@ -20,7 +20,7 @@ from experiments import (
     svm_baseline,
 )
 
-pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("results_untouched")]
+pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("quick_experiments")]
 
 
 @pytest.fixture

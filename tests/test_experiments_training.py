@@ -13,7 +13,7 @@ from experiments import (
     swap_activations,
 )
 
-pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("results_untouched")]
+pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("quick_experiments")]
 
 
 def test_chapter1_table_quick(mnist_dir, tmp_path):

@@ -59,23 +59,17 @@ def _status_kib(field: str) -> int:
     raise LookupError(field)
 
 
-def measure(mini_batch_size: int, data_dir, out_dir) -> dict:
-    """Run `_child` in a fresh process; its figures plus wall time and peak RSS (MiB)."""
+def measure(mini_batch_size: int, data_dir, out_dir, spawn=None) -> dict:
+    """Run `_child` in a fresh process (started by the suite's `spawn`, or here); its figures
+    plus wall time and peak RSS (MiB)."""
+    argv = ["-m", "tests.test_load", str(mini_batch_size), str(data_dir), str(out_dir)]
+    pipes = {"cwd": REPO, "stdout": subprocess.PIPE, "stderr": None, "text": True}
     start = time.perf_counter()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.test_load",
-            str(mini_batch_size),
-            str(data_dir),
-            str(out_dir),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        text=True,
-    )
+    if spawn is None:
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        child = subprocess.Popen([sys.executable, *argv], env=env, **pipes)
+    else:
+        child = spawn(*argv, **pipes)
     stdout = child.stdout.read()
     child.stdout.close()
     _, status, usage = os.wait4(child.pid, 0)
@@ -94,8 +88,10 @@ def measure(mini_batch_size: int, data_dir, out_dir) -> dict:
 
 
 @pytest.mark.parametrize("mini_batch_size", [1, TRAIN])
-def test_chapter1_net_trains_three_epochs_with_flat_memory(mini_batch_size, mnist_dir, tmp_path):
-    figures = measure(mini_batch_size, mnist_dir, tmp_path)
+def test_chapter1_net_trains_three_epochs_with_flat_memory(
+    mini_batch_size, mnist_dir, tmp_path, spawn
+):
+    figures = measure(mini_batch_size, mnist_dir, tmp_path, spawn)
     metrics = figures["metrics"]
     assert [m["epoch"] for m in metrics] == [0, 1, 2]
     assert figures["finite_params"]

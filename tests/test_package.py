@@ -100,3 +100,32 @@ def test_type_hints_reach_type_checkers():
     assert importlib.resources.files("fnbackprop").joinpath("py.typed").is_file()
     pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
     assert 'fnbackprop = ["py.typed"]' in pyproject
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """name → the module it comes from ("" for a submodule), as the `if TYPE_CHECKING:` block of
+    fnbackprop/__init__.py imports them (each as `name as name`, the mark of a re-export)."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    (block,) = (
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    found = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
+        for alias in node.names:
+            assert alias.asname == alias.name, f"{ast.unparse(node)}: not `name as name`"
+            found[alias.name] = node.module or ""
+    return found
+
+
+def test_the_public_names_have_one_source():
+    """`__all__` is `_EXPORTS` and `_SUBMODULES`; what type checkers see imports exactly those
+    names, each from the module `_EXPORTS` names."""
+    assert fnbackprop.__all__ == sorted([*fnbackprop._EXPORTS, *fnbackprop._SUBMODULES])
+    assert len(set(fnbackprop.__all__)) == len(fnbackprop.__all__)
+    expected = {**fnbackprop._EXPORTS, **dict.fromkeys(fnbackprop._SUBMODULES, "")}
+    assert _type_checking_imports() == expected
+    on_disk = {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_")}
+    assert set(fnbackprop._SUBMODULES) == on_disk

@@ -3,7 +3,6 @@ everywhere a built-in name is, and one-line errors that say what to write instea
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -327,27 +326,27 @@ def test_every_named_choice_uses_the_same_registry():
 # -- the command line, with a module fnbackprop does not ship -----------------------------------
 
 
-def _fnbackprop(*args, cwd, env=None, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "fnbackprop.cli", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+@pytest.fixture
+def fnbackprop(cli_process):
+    """`fnbackprop(*args, cwd, env=None, check=True)`: the command in a fresh process (a user's
+    module is found on its PYTHONPATH), checked to succeed unless `check` is false."""
+
+    def run(*args, cwd, env=None, check=True):
+        result = cli_process(*args, cwd=cwd, env=env)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
 
 
 @pytest.mark.mnist
-def test_the_shipped_example_module_through_the_command(mnist_dir, tmp_path):
+def test_the_shipped_example_module_through_the_command(mnist_dir, tmp_path, fnbackprop):
     """experiments/swish_huber.py, as the README uses it: check, train on a subset, evaluate."""
     run = tmp_path / "swish"
-    checked = _fnbackprop("check", "--activation", SWISH, "--cost", HUBER, cwd=REPO)
+    checked = fnbackprop("check", "--activation", SWISH, "--cost", HUBER, cwd=REPO)
     assert "all agree" in checked.stdout
-    _fnbackprop(
+    fnbackprop(
         "train",
         "experiments/configs/swish_huber.toml",
         "--set", "training.epochs=1",
@@ -355,15 +354,15 @@ def test_the_shipped_example_module_through_the_command(mnist_dir, tmp_path):
         "--out", str(run), "--quiet",
         cwd=REPO,
     )  # fmt: skip
-    assert f'activation = ["{SWISH}", "sigmoid"]' in (run / "config.toml").read_text()
+    assert config.load(run / "config.toml").network.activation == (SWISH, "sigmoid")
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["test_accuracy"] > 0.8  # it learns
-    evaluated = json.loads(_fnbackprop("evaluate", str(run), "--json", cwd=REPO).stdout)
+    evaluated = json.loads(fnbackprop("evaluate", str(run), "--json", cwd=REPO).stdout)
     assert evaluated["test"]["correct"] == last["test_correct"]
 
 
 @pytest.mark.mnist
-def test_a_users_module_in_a_config_trains_evaluates_and_resumes(mnist_dir, tmp_path):
+def test_a_users_module_in_a_config_trains_evaluates_and_resumes(mnist_dir, tmp_path, fnbackprop):
     """A module written here, not in fnbackprop, on PYTHONPATH; elsewhere it cannot be found,
     and the error says how to make it importable."""
     plugins = tmp_path / "plugins"
@@ -391,14 +390,12 @@ def test_a_users_module_in_a_config_trains_evaluates_and_resumes(mnist_dir, tmp_
     )
     env = {"PYTHONPATH": f"{plugins}{os.pathsep}{REPO}"}
     run = tmp_path / "run"
-    _fnbackprop("train", str(cfg), "--out", str(run), "--quiet", cwd=tmp_path, env=env)
-    evaluated = json.loads(
-        _fnbackprop("evaluate", str(run), "--json", cwd=tmp_path, env=env).stdout
-    )
+    fnbackprop("train", str(cfg), "--out", str(run), "--quiet", cwd=tmp_path, env=env)
+    evaluated = json.loads(fnbackprop("evaluate", str(run), "--json", cwd=tmp_path, env=env).stdout)
     assert evaluated["test"]["accuracy"] > 0.5
-    resumed = _fnbackprop("train", "--resume", str(run), "--quiet", cwd=tmp_path, env=env)
+    resumed = fnbackprop("train", "--resume", str(run), "--quiet", cwd=tmp_path, env=env)
     assert resumed.returncode == 0
-    lost = _fnbackprop(
+    lost = fnbackprop(
         "evaluate", str(run), cwd=tmp_path, env={"PYTHONPATH": str(REPO)}, check=False
     )
     assert lost.returncode == 2

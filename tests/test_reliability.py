@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import mutate
+from conftest import examples, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npformat
@@ -32,7 +32,9 @@ from fnbackprop.errors import CheckpointError, ConfigError, ShapeError
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (4, 3, 2)
 M = 5
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _problem(activation="sigmoid", cost="quadratic"):

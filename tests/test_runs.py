@@ -4,14 +4,13 @@ early stopping keeps the best checkpoint, and the output reads well without a te
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, max_relative_error
+from conftest import REPO
 
 from fnbackprop import config, runs
+from fnbackprop.check import relative_error
 from fnbackprop.errors import ConfigError, FnbackpropError
 
 SMALL = {
@@ -72,7 +71,7 @@ def test_a_finished_run_says_so_and_more_epochs_equal_a_longer_run(tmp_path, dat
     extended = runs.resumed_config(short, ["training.epochs=3"])
     result = train(extended, short, data, resume=True)
     assert _without_seconds(result.metrics) == _without_seconds(whole.metrics)
-    assert max_relative_error(result.params, whole.params) == 0.0
+    assert relative_error(result.params, whole.params) == 0.0
     assert config.load(short / runs.CONFIG).training.epochs == 3
 
 
@@ -170,13 +169,13 @@ def test_a_folder_in_use_is_refused_at_once_and_the_lock_goes_with_the_run(tmp_p
         pass
 
 
-def test_a_killed_run_leaves_no_stuck_lock(tmp_path):
+def test_a_killed_run_leaves_no_stuck_lock(tmp_path, spawn):
     folder = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom fnbackprop.runs import RunLock\n"
-         f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(300)"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    holder = spawn(
+        "-c",
+        "import sys, time\nfrom fnbackprop.runs import RunLock\n"
+        f"RunLock({str(folder)!r}).acquire()\nprint('locked', flush=True)\ntime.sleep(300)",
+        stderr=None, cwd=REPO,
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -14,9 +14,10 @@ import sys
 
 import jax
 import pytest
-from conftest import REPO, max_relative_error
+from conftest import REPO, slow_fixture
 
 from fnbackprop import config, optimizers, runs, sharding, training
+from fnbackprop.check import relative_error
 from fnbackprop.errors import ConfigError, FnbackpropError
 from fnbackprop.network import Network
 
@@ -26,7 +27,7 @@ import json, re, sys
 import jax, jax.numpy as jnp
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
-from conftest import max_relative_error
+from fnbackprop.check import relative_error
 from fnbackprop import config, optimizers, runs, sharding, training
 from fnbackprop.data import load_mnist_idx, one_hot
 from fnbackprop.network import Network
@@ -53,10 +54,10 @@ def train(n, devices, gradient="backprop", m=20, epochs=2):
 for gradient in training.GRADIENTS.builtin_names():
     p1, c1, _ = train(1000, 1, gradient)
     p4, c4, s4 = train(1000, 4, gradient)
-    out[gradient] = {"error": max_relative_error(p4, p1), "one": c1, "four": c4, "sharding": s4}
+    out[gradient] = {"error": relative_error(p4, p1), "one": c1, "four": c4, "sharding": s4}
 p1, c1, _ = train(1010, 1, epochs=1)  # a last mini-batch of 10: whole on every device
 p4, c4, _ = train(1010, 4, epochs=1)
-out["remainder"] = {"error": max_relative_error(p4, p1), "one": c1, "four": c4}
+out["remainder"] = {"error": relative_error(p4, p1), "one": c1, "four": c4}
 
 X = jnp.asarray(splits.train.images[:1000])
 Y = jnp.asarray(one_hot(splits.train.labels[:1000], 10))
@@ -81,7 +82,7 @@ def metrics(devices):
     return [(m["validation_correct"], m["test_correct"]) for m in result.metrics], result.params
 
 (m1, p1), (m4, p4) = metrics(1), metrics(4)
-out["run_training"] = {"one": m1, "four": m4, "error": max_relative_error(p4, p1)}
+out["run_training"] = {"one": m1, "four": m4, "error": relative_error(p4, p1)}
 print(json.dumps(out))
 """
 
@@ -93,8 +94,9 @@ def _env(device_count: int) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def four(mnist_dir):
+    """The figures of FOUR_DEVICES, run in a fresh process with 4 fake CPU devices."""
     done = subprocess.run(
         [sys.executable, "-c", FOUR_DEVICES, str(mnist_dir)],
         env=_env(4),
@@ -177,8 +179,7 @@ def test_bad_multi_process_settings_are_rejected(args, message, monkeypatch):
     assert sharding.initialize() is False  # nothing given: one process, nothing started
 
 
-@pytest.mark.slow
-def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path):
+def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path, spawn):
     """`fnbackprop train --coordinator ...` twice, 2 fake devices each: 4 devices, 2 hosts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -187,17 +188,13 @@ def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path):
     settings = [*(a for o in overrides for a in ("--set", o)), "--data-dir", str(mnist_dir)]
     config_path = str(REPO / "experiments" / "configs" / "chapter1.toml")
     processes = [
-        subprocess.Popen(
-            [
-                *(sys.executable, "-m", "fnbackprop.cli", "train", config_path, *settings),
-                *("--quiet", "--set", "training.devices=4", "--out", str(tmp_path / f"p{i}")),
-                *("--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"),
-                *("--process-id", str(i)),
-            ],
+        spawn(
+            *("-m", "fnbackprop.cli", "train", config_path, *settings),
+            *("--quiet", "--set", "training.devices=4", "--out", str(tmp_path / f"p{i}")),
+            *("--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"),
+            *("--process-id", str(i)),
             env=_env(2),
-            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         for i in (0, 1)
     ]
@@ -214,5 +211,5 @@ def test_two_processes_on_localhost_train_like_one_device(mnist_dir, tmp_path):
     assert [m["test_correct"] for m in header["metrics"]] == [
         m["test_correct"] for m in expected.metrics
     ]
-    assert max_relative_error(params, expected.params) < 1e-5
+    assert relative_error(params, expected.params) < 1e-5
     assert all(f"Epoch 0: {expected.metrics[0]['test_correct']} / 10000" in log for log in logs)

@@ -2,15 +2,13 @@
 its own folder, with a summary that carries the book's "best of 3" line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO, max_relative_error
+from conftest import REPO
 
 from benchmarks import sweeps as bench
 from fnbackprop import config, runs, sweeps, training
+from fnbackprop.check import relative_error
 from fnbackprop.errors import FnbackpropError
 
 BASE = {
@@ -96,15 +94,13 @@ def test_three_learning_rates_compile_once_and_a_second_sweep_is_refused(tmp_pat
     )
 
 
-def test_the_command_runs_a_sweep_and_reads_back(tmp_path, mnist_dir):
+def test_the_command_runs_a_sweep_and_reads_back(tmp_path, mnist_dir, run_cli):
     path = tmp_path / "small.toml"
     path.write_text(config.dumps(base((784, 12, 10))))
     out = tmp_path / "sweep"
-    done = subprocess.run(
-        [sys.executable, "-m", "fnbackprop.cli", "train", path, "--set", "training.seed=[0,1,2]",
-         "--out", out, "--data-dir", mnist_dir],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    done = run_cli(
+        "train", path, "--set", "training.seed=[0,1,2]", "--out", out, "--data-dir", mnist_dir,
+        cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / sweeps.SUMMARY).read_text())
@@ -116,14 +112,19 @@ def test_the_command_runs_a_sweep_and_reads_back(tmp_path, mnist_dir):
     assert "\r" not in done.stdout + done.stderr  # piped: plain lines, no progress bar
 
 
-def test_the_sweep_benchmark_times_every_strategy(tmp_path, mnist_dir):
-    """`python -m benchmarks.sweeps`: its commands, and its in-process epoch rows (K = 2)."""
+def test_the_sweep_benchmark_has_a_command_for_every_strategy(tmp_path, mnist_dir):
+    """`python -m benchmarks.sweeps`: the commands it times."""
     cmds = bench.strategy_command("seeds", "processes", 3, tmp_path, 1000, str(mnist_dir))
     assert len(cmds) == 3 and "training.seed=2" in cmds[2]
     (one,) = bench.strategy_command("seeds", "one process", 3, tmp_path, 1000, None)
     assert "training.seed=[0,1,2]" in one and one[one.index("--sweep-strategy") + 1] == "auto"
     (vmapped,) = bench.strategy_command("eta", "one process, vmapped", 3, tmp_path, 1000, None)
     assert "training.eta=[3.0,3.01,3.02]" in vmapped and "vmap" in vmapped
+
+
+@pytest.mark.slow  # a benchmark: it times epochs
+def test_the_sweep_benchmark_times_every_strategy(mnist_dir):
+    """`python -m benchmarks.sweeps`: its in-process epoch rows (K = 2) and their table."""
     rows = bench._epoch_rows(2, bench.QUICK, str(mnist_dir), None)
     assert [r["strategy"] for r in rows] == [
         "in sequence", "vmapped, shared order", "vmapped, own orders",
@@ -156,7 +157,7 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
         assert saved[0] == saved[1] and saved[0].startswith(f"# label: probe {name}\n")
         mine, theirs = runs.load_run(tmp_path / "v" / name), runs.load_run(tmp_path / "s" / name)
         assert mine[3]["epoch"] == theirs[3]["epoch"]
-        assert max_relative_error(mine[2], theirs[2]) < 1e-4, name
-        assert max_relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
+        assert relative_error(mine[2], theirs[2]) < 1e-4, name
+        assert relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
     assert len(together.runs["eta=0.0,lmbda=1.0"].metrics) == 2  # η = 0 stops after epoch 1
     assert len(together.runs["eta=0.5,lmbda=1.0"].metrics) == 3

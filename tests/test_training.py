@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, max_relative_error
+from conftest import REPO
 
 import fnbackprop as fb
 from fnbackprop import checkpoint, config, optimizers, runs, schedules, training
+from fnbackprop.check import relative_error
 from fnbackprop.data import one_hot
 from fnbackprop.errors import CheckpointError, FnbackpropError
 
@@ -39,7 +40,7 @@ def test_sgd_step_is_the_books_rule():
     per_example = [fb.backprop(net, params, X[i], Y[i]) for i in range(5)]
     summed = jax.tree.map(lambda *g: sum(g), *per_example)
     expected = jax.tree.map(lambda p, g: p - eta / 5 * g, params, summed)
-    assert max_relative_error(new, expected) < 1e-6
+    assert relative_error(new, expected) < 1e-6
 
 
 def test_l2_decays_weights_but_not_biases():
@@ -85,7 +86,7 @@ def test_any_gradient_function_can_drive_an_epoch(small_data):
     state = optimizer.init(params)
     a, _ = by_name(params, state, jax.random.key(4), X, Y)
     b, _ = by_function(params, state, jax.random.key(4), X, Y)
-    assert max_relative_error(a, b) == 0.0
+    assert relative_error(a, b) == 0.0
 
 
 def test_unknown_optimizer_and_gradient_are_named():
@@ -140,10 +141,10 @@ def test_every_gradient_method_gives_the_same_training_run(small_data):
         epoch = training.make_epoch(SMALL, optimizer, gradient=method, mini_batch_size=10)
         results[method], _ = epoch(params, optimizer.init(params), jax.random.key(4), X, Y)
     assert set(results) == {"backprop", "backprop_batch", "autodiff", "backprop_vjp"}
-    assert max_relative_error(results["backprop"], results["autodiff"]) < 1e-4
-    assert max_relative_error(results["backprop_batch"], results["autodiff"]) < 1e-4
-    assert max_relative_error(results["backprop_vjp"], results["autodiff"]) < 1e-4
-    assert max_relative_error(results["backprop"], params) > 1e-2  # and they did move
+    assert relative_error(results["backprop"], results["autodiff"]) < 1e-4
+    assert relative_error(results["backprop_batch"], results["autodiff"]) < 1e-4
+    assert relative_error(results["backprop_vjp"], results["autodiff"]) < 1e-4
+    assert relative_error(results["backprop"], params) > 1e-2  # and they did move
 
 
 def test_epoch_shuffles_by_key_and_keeps_the_last_small_batch(x64):
@@ -161,9 +162,9 @@ def test_epoch_shuffles_by_key_and_keeps_the_last_small_batch(x64):
     for batch in (order[:10], order[10:20], order[20:]):
         g = fb.backprop_batch(net, expected, X[batch], Y[batch])
         expected = jax.tree.map(lambda p, gp: p - eta * gp, expected, g)
-    assert max_relative_error(got, expected) < 1e-12
+    assert relative_error(got, expected) < 1e-12
     other, _ = epoch(params, optimizer.init(params), jax.random.key(10), X, Y)
-    assert max_relative_error(other, got) > 1e-6  # another key, another order
+    assert relative_error(other, got) > 1e-6  # another key, another order
 
 
 def test_online_learning_is_one_example_at_a_time(x64):
@@ -179,7 +180,7 @@ def test_online_learning_is_one_example_at_a_time(x64):
     for i in np.asarray(jax.random.permutation(key, 4)):
         g = fb.backprop(net, expected, X[i], Y[i])
         expected = jax.tree.map(lambda p, gp: p - gp, expected, g)
-    assert max_relative_error(got, expected) < 1e-12
+    assert relative_error(got, expected) < 1e-12
 
 
 def test_evaluate_counts_the_most_active_output(mnist):
@@ -228,7 +229,7 @@ def test_a_run_leaves_config_metrics_curve_and_checkpoint(short_run, mnist_dir):
     assert not list(out.glob("*.part"))
     _, net, params, header = runs.load_run(out)
     assert header["epoch"] == 3 and header["metrics"] == result.metrics
-    assert max_relative_error(params, result.params) == 0.0
+    assert relative_error(params, result.params) == 0.0
     X, labels = runs.prepare_data(c, mnist_dir, progress=False)[1]["test"]
     assert training.evaluate(net, params, X, labels)[0] == result.metrics[-1]["test_correct"]
 
@@ -243,7 +244,7 @@ def test_checkpoint_round_trip_and_refusal(tmp_path):
     like = training.TrainState(net.init(jax.random.key(1)), optimizer.init(params), 0)
     loaded, loaded_key, header = checkpoint.load(tmp_path / "c.eqx", net, like)
     assert loaded.epoch == 7 and header["metrics"] == [{"epoch": 6}]
-    assert max_relative_error(loaded.params, params) == 0.0
+    assert relative_error(loaded.params, params) == 0.0
     assert jax.tree.structure(loaded.opt_state) == jax.tree.structure(state.opt_state)
     assert np.array_equal(jax.random.key_data(loaded_key), jax.random.key_data(key))
     other = fb.Network([3, 5, 2])
@@ -298,7 +299,7 @@ def test_hyperparameters_are_inputs_so_one_compile_serves_a_sweep():
             first.init(p), learning_rate=eta, l2=lmbda / 40, momentum=0.5
         )
         again, _ = epoch(p, other, jax.random.key(seed), X, Y)
-        assert max_relative_error(again, got) == 0.0
+        assert relative_error(again, got) == 0.0
     assert epoch.compiled._cache_size() == 1
     with pytest.raises(FnbackpropError, match="no hyperparameter 'l1'"):
         optimizers.with_hyperparameters(first.init(p), l1=0.1)
@@ -315,9 +316,9 @@ def test_dropout_in_the_epoch_draws_masks_per_mini_batch_from_the_key():
     b, _ = dropped(params, state, key, X, Y)
     c, _ = dropped(params, state, key, X, Y, dropout=0.0)  # the same program, p = 0
     d, _ = plain(params, state, key, X, Y)
-    assert max_relative_error(a, b) == 0.0  # the key decides the masks
-    assert max_relative_error(c, d) == 0.0  # no neuron dropped: the plain epoch exactly
-    assert max_relative_error(a, d) > 1e-3
+    assert relative_error(a, b) == 0.0  # the key decides the masks
+    assert relative_error(c, d) == 0.0  # no neuron dropped: the plain epoch exactly
+    assert relative_error(a, d) > 1e-3
     assert dropped.compiled._cache_size() == 1
 
     def no_masks(net, params, X, Y):
@@ -401,7 +402,7 @@ def test_schedules_set_eta_between_epochs_and_resume_exactly():
     assert len(whole) == len(first) + len(rest)
     strip = lambda m: {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
     assert [strip(m) for _, m in whole] == [strip(m) for _, m in first + rest]
-    assert max_relative_error(whole[-1][0].params, rest[-1][0].params) == 0.0
+    assert relative_error(whole[-1][0].params, rest[-1][0].params) == 0.0
     etas = [m["eta"] for _, m in whole]
     assert etas[0] == 2.0 and all(b in (a, a / 2) for a, b in itertools.pairwise(etas))
 

@@ -160,3 +160,30 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
         assert max_relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
     assert len(together.runs["eta=0.0,lmbda=1.0"].metrics) == 2  # η = 0 stops after epoch 1
     assert len(together.runs["eta=0.5,lmbda=1.0"].metrics) == 3
+
+
+def test_a_sweep_checks_every_run_before_writing_and_a_folder_without_a_saved_epoch_is_reused(
+    tmp_path, mnist_dir, monkeypatch
+):
+    """A broken plug-in or data that do not fit, in any run, stop the sweep before its folder is
+    written; a sweep folder none of whose runs saved an epoch is no sweep to protect."""
+    monkeypatch.syspath_prepend(str(REPO / "tests"))
+    out = tmp_path / "sweep"
+    seeds = {"training.seed": [0, 1]}
+    broken = config.parse(BASE | {"network": BASE["network"] | {
+        "activation": ["broken_plugins:WrongShape", "sigmoid"]}})  # fmt: skip
+    with pytest.raises(FnbackpropError, match="activation 'broken_plugins:WrongShape' in layer 2"):
+        sweeps.run_sweep(sweeps.grid(broken, seeds), out, data_dir=mnist_dir, echo=None)
+    too_many = config.parse(BASE | {"data": {"train_size": 50_001}})
+    with pytest.raises(FnbackpropError, match=r"data\.train_size = 50,001 is more than"):
+        sweeps.run_sweep(sweeps.grid(too_many, seeds), out, data_dir=mnist_dir, echo=None)
+    assert not out.exists()
+    out.mkdir()  # what a sweep killed before any run saved an epoch leaves
+    (out / sweeps.SWEEP_CONFIG).write_text(config.dumps(base(), seeds))
+    (out / "seed=0").mkdir()
+    (out / "seed=0" / runs.CONFIG).write_text(config.dumps(base()))
+    result = sweeps.run_sweep(sweeps.grid(base(), seeds), out, data_dir=mnist_dir,
+                              progress=False, echo=None)  # fmt: skip
+    assert list(result.runs) == ["seed=0", "seed=1"] and all(
+        runs.holds_run(out / name) for name in result.runs
+    )

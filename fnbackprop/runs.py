@@ -39,6 +39,7 @@ import datetime
 import json
 import math
 import os
+import re
 import sys
 import textwrap
 import tomllib
@@ -807,7 +808,7 @@ def _prepare_folder(
                 part.unlink()
         if resume:
             _check_same_run(out, config)
-            label = " ".join(x for x in (_saved_label(out), label) if x)
+            label = _resumed_label(_saved_label(out), label)
         else:
             _refuse(out, resume=resume, overwrite=overwrite)
             for name in RUN_FILES:  # the state first, the config last (see the module doc)
@@ -819,6 +820,18 @@ def _prepare_folder(
         raise FnbackpropError(
             f"cannot write the run's files in {out} ({err.strerror or err}): choose another --out"
         ) from None
+
+
+def _resumed_label(saved: str, label: str) -> str:
+    """A resumed run's label: the saved one, then the new one; a `--set training.epochs=N` in the
+    new label replaces the saved one's (the run now has N epochs, not the number first given)."""
+    if re.search(r"--set training\.epochs\s*=", label):
+        saved = re.sub(r"\s*--set training\.epochs\s*=\s*\S*", "", saved).strip()
+    words = label.split()
+    named = words and (len(words) == 1 or words[-2] != "--set")
+    if named and words[-1] in saved.split():
+        label = " ".join(words[:-1])  # a sweep's run name, in both: kept once, where it was
+    return " ".join(x for x in (saved, label) if x)
 
 
 def _check_same_run(out: Path, config: Config) -> None:

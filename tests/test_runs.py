@@ -350,3 +350,20 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_the_folder_as_it_was(
     with pytest.raises(error):
         runs.run_training(c, out, data_dir=mnist_dir, progress=False, echo=None)
     assert _contents(out) == before
+
+
+def test_a_resumed_run_s_label_shows_its_new_length(tmp_path, data):
+    out = tmp_path / "run"
+    label = "--set training.epochs=1 --set training.eta=0.5"
+    train(small(epochs=1, eta=0.5), out, data, label=label)
+    more = runs.resumed_config(out, ["training.epochs=2"])
+    train(more, out, data, resume=True, label="--set training.epochs=2")
+    first = (out / runs.CONFIG).read_text().splitlines()[0]
+    assert first == "# label: --set training.eta=0.5 --set training.epochs=2"
+    assert config.load(out / runs.CONFIG).training.epochs == 2
+    # a sweep's run: its name once, the old length gone
+    saved = "--set training.epochs=2 --set training.seed=[0,1] seed=0"
+    assert runs._resumed_label(saved, "--set training.epochs=4 seed=0") == (
+        "--set training.seed=[0,1] seed=0 --set training.epochs=4"
+    )
+    assert runs._resumed_label("seed=0", "seed=0") == "seed=0"

@@ -517,9 +517,10 @@ def test_a_broken_plug_in_is_named_before_anything_is_written(tmp_path, mnist_di
         "[network]\nsizes = [784, 8, 10]\n[training]\nepochs = 1\nmini_batch_size = 50\n"
         "[data]\ntrain_size = 500\n"
     )
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    (kept / "notes.txt").write_text("mine")
+    kept, other = tmp_path / "kept", tmp_path / "other"  # one folder per run: they run at once
+    for folder in (kept, other):
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
     env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
     sigma = "--set=network.activation=['broken_plugins:{}', 'sigmoid']".format
     cost = "--set=network.cost=broken_plugins:SumsEverything"
@@ -537,7 +538,7 @@ def test_a_broken_plug_in_is_named_before_anything_is_written(tmp_path, mnist_di
             "z = -1.66: σ′ -0.018455, jax.grad -0.0630235; see every row with `fnbackprop check "
             "--activation broken_plugins:BadPrime`, or give --no-check to train anyway",
         ]),
-        "cost over every axis, --no-check": ([cost, "--no-check", "--out", kept], kept, [
+        "cost over every axis, --no-check": ([cost, "--no-check", "--out", other], other, [
             "fnbackprop: error: cost 'broken_plugins:SumsEverything' on the output layer (10 "
             "neurons): C(a, y) returned shape () for a and y of shape (10, 3), expected (3,) (C "
             "sums over axis 0 only, one cost per example)",
@@ -553,7 +554,7 @@ def test_a_broken_plug_in_is_named_before_anything_is_written(tmp_path, mnist_di
     for name, (_, out, fragments) in cases.items():
         one_line_error(done[name].result(), *fragments)
         assert _folder(out) == before[name], name  # nothing written, nothing lost
-    assert before["wrong shape"] is None and _folder(kept) == {"notes.txt": b"mine"}
+    assert before["wrong shape"] is None and _folder(other) == {"notes.txt": b"mine"}
     anyway = fnbackprop(*common, sigma("BadPrime"), "--no-check", "--out", kept, env=env)
     assert anyway.returncode == 0, anyway.stderr
     assert "Epoch 0: " in anyway.stdout and (kept / "notes.txt").read_text() == "mine"

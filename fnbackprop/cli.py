@@ -5,9 +5,10 @@ wrong shape, a diverging run) prints one line on stderr and exits with code 2, a
 a bad command line. Any other exception is a bug in fnbackprop: one line saying so, exit code 1.
 `--debug` prints the traceback before the line.
 
-`fnbackprop train` with a list where a number is expected (`--set 'training.seed=[0,1,2]'`) runs
-a sweep (`fnbackprop.sweeps`); without `--out` it saves under `runs/<config>-<time>/` and says
-where. A folder that holds a run (a saved epoch) is refused unless `--overwrite` or `--resume` says
+`fnbackprop train` with a list where a number is expected (`--set 'training.seed=[0,1,2]'`) or a
+`[sweep]` table (`--set 'sweep.network.activation=["sigmoid","tanh"]'`) runs a sweep
+(`fnbackprop.sweeps`); without `--out` it saves under `runs/<config>-<time>/` and says where. A
+folder that holds a run (a saved epoch) is refused unless `--overwrite` or `--resume` says
 otherwise; `--resume DIR --set training.epochs=N` trains a finished run further. Before the first
 epoch, every σ and cost that is not built in is checked against its contract (`--no-check`
 skips that but for the shapes).
@@ -48,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         dest="overrides",
         help="override a config value, e.g. --set training.eta=0.5 (repeatable); a list where a "
-        "number is expected, --set 'training.seed=[0,1,2]', makes a sweep of every combination",
+        "number is expected, --set 'training.seed=[0,1,2]', or any key under sweep., --set "
+        '\'sweep.network.activation=["sigmoid","tanh"]\', makes a sweep of every combination',
     )
     train.add_argument(
         "--out",

@@ -1,10 +1,13 @@
 """Sweeps: every combination of some config values, trained in one process, compiled once.
 
-A list where a number is expected makes a sweep (`fnbackprop.config.load_sweep`):
+A `[sweep]` table naming any key by its dotted path, or a list where a number is expected, makes
+a sweep (`fnbackprop.config.load_sweep`):
 
     fnbackprop train experiments/configs/chapter1.toml --set 'training.seed=[0,1,2]' --out OUT
     fnbackprop train experiments/configs/chapter1.toml --set 'training.eta=[0.1,0.5,3.0]' \\
         --set 'training.seed=[0,1]' --out OUT          # the product: 6 runs
+    fnbackprop train experiments/configs/chapter1.toml --out OUT \\
+        --set 'sweep.network.activation=["sigmoid","tanh"]'   # any key: one compile per σ
 
 `run_sweep` trains the runs in this process. They share the data (loaded once) and the compiled
 epoch: η, λ, λ₁, the momentum and the dropout probability are inputs of the compiled program
@@ -28,10 +31,11 @@ sequence.
 
 What a sweep leaves in OUT:
 
-- `OUT/<name>/`, one normal run folder per run (`seed=0`, `eta=0.1,seed=2`): its config with
-  plain numbers, metrics, checkpoints and curve — `fnbackprop evaluate OUT/seed=0` and
-  `--resume OUT/seed=0` work on it as on any run;
-- `OUT/sweep.toml`: the config with its lists, from which `--resume OUT` continues the sweep;
+- `OUT/<name>/`, one normal run folder per run (`seed=0`, `eta=0.1,seed=2`,
+  `activation=tanh`): its config with plain values, metrics, checkpoints and curve —
+  `fnbackprop evaluate OUT/seed=0` and `--resume OUT/seed=0` work on it as on any run;
+- `OUT/sweep.toml`: the config with its swept keys in `[sweep]`, from which `--resume OUT`
+  continues the sweep;
 - `OUT/summary.json`: the axes, each run's best and final accuracies, and for a sweep over seeds
   the book's line ("best of 3: 95.42 %") with the median and the runs that stalled, per
   combination of the other values; written after every run;

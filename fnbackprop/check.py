@@ -28,6 +28,7 @@ fail beside the axis row say that it is the likely cause. `fnbackprop check [--a
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,10 +57,12 @@ __all__ = [
     "Row",
     "cases",
     "check_activation",
+    "check_contract",
     "check_cost",
     "check_layer",
     "check_layer_network",
     "check_network",
+    "contract_shapes",
     "format_table",
     "layer_cases",
     "layer_rows",
@@ -162,18 +165,12 @@ def _against(mine, reference) -> tuple[float, int, str]:
     that is exactly 0 everywhere a relative error means nothing (it would divide by the smallest
     float64 and print as 4e+307), so the error is then the absolute |g − r| and the note says so."""
     error, i = _compare(mine, reference)
-    r = _leaves(reference)
+    r = _flat(reference)
     if i < 0 or np.isnan(error) or np.any(r[np.isfinite(r)]):
         return error, i, ""
-    g = _leaves(mine)
+    g = _flat(mine)
     absolute = float(abs(g[i] - r[i])) if r.size and np.isfinite(r[i]) else 0.0
     return absolute, i, " (reference is 0: absolute error)" if absolute else ""
-
-
-def _leaves(tree) -> np.ndarray:
-    """Every leaf of `tree` flattened and joined, in float64 (the order of `_compare`'s index)."""
-    leaves = [np.ravel(np.asarray(leaf, np.float64)) for leaf in jax.tree.leaves(tree)]
-    return np.concatenate(leaves) if leaves else np.zeros(0)
 
 
 def _guard(subject: str, test: str, measure: Callable[[], tuple[float, str]], **kw) -> Row:
@@ -185,70 +182,128 @@ def _guard(subject: str, test: str, measure: Callable[[], tuple[float, str]], **
     return Row(subject, test, error, where=where, **kw)
 
 
+class _Probe(NamedTuple):
+    """One row, in two steps: `compute(inputs)` (JAX only, so that every probe of a subject can
+    run as one compiled program) and `compare(inputs, values)` → (error, where), in NumPy."""
+
+    test: str
+    compute: Callable[[dict], Any]
+    compare: Callable[[dict, Any], tuple[float, str]]
+    tolerance: float = AUTODIFF_TOLERANCE
+
+
+def _run_probes(subject: str, inputs: dict, probes: list[_Probe], *, jit: bool) -> list[Row]:
+    """The probes' rows on `inputs`. Eagerly, each probe alone, so one that raises fails its row
+    only; with `jit`, every probe in one compiled program (one compile instead of one per
+    operation: what makes the check before training fast), and eagerly after all if that
+    program fails. The values are compared as NumPy arrays."""
+    numpy = lambda tree: jax.tree.map(np.asarray, tree)  # noqa: E731
+    if jit:
+        try:
+            values = numpy(jax.jit(lambda i: [p.compute(i) for p in probes])(inputs))
+        except Exception:  # a σ or C that raises somewhere: find the rows it fails, one by one
+            return _run_probes(subject, inputs, probes, jit=False)
+        seen = numpy(inputs)
+        return [
+            _guard(subject, p.test, lambda p=p, v=v: p.compare(seen, v), tolerance=p.tolerance)
+            for p, v in zip(probes, values, strict=True)
+        ]
+    seen = numpy(inputs)
+    return [
+        _guard(subject, p.test, lambda p=p: p.compare(seen, numpy(p.compute(inputs))),
+               tolerance=p.tolerance)
+        for p in probes
+    ]  # fmt: skip
+
+
 # -- activations --------------------------------------------------------------------------------
 
 
-def _z_grid() -> jax.Array:
+def _z_grid() -> np.ndarray:
     """Weighted inputs across σ's interesting range and into saturation, avoiding 0 (a kink)."""
-    return jnp.concatenate(
-        [jnp.linspace(-6.0, 6.0, 48), jnp.asarray([-14.0, -9.0, 9.0, 14.0])]
-    ).astype(jnp.float64)
+    return np.concatenate([np.linspace(-6.0, 6.0, 48), [-14.0, -9.0, 9.0, 14.0]])
 
 
-def _activation_rows(act: Activation, key) -> list[Row]:
-    subject = f"activation {act.name}"
+def _activation_inputs(key) -> dict:
+    """z and g for one example, Z and G for 7 as columns, drawn from `key`; an integer `key` is
+    a NumPy seed (the quick check: no random-number program to compile)."""
+    if isinstance(key, int):
+        rng = np.random.default_rng(key)
+        return {
+            "grid": _z_grid(),
+            "z": rng.normal(size=5) * 2,
+            "g": rng.normal(size=5),
+            "Z": rng.normal(size=(5, 7)) * 2,
+            "G": rng.normal(size=(5, 7)),
+        }
     kz, kg, kc = jax.random.split(key, 3)
-    z = jax.random.normal(kz, (5,), jnp.float64) * 2
-    g = jax.random.normal(kg, (5,), jnp.float64)
-    Z = jax.random.normal(kc, (5, 7), jnp.float64) * 2
-    G = jax.random.normal(kg, (5, 7), jnp.float64)
-    rows = []
-    if act.elementwise:
-        grid = _z_grid()
+    return {
+        "grid": _z_grid(),
+        "z": jax.random.normal(kz, (5,), jnp.float64) * 2,
+        "g": jax.random.normal(kg, (5,), jnp.float64),
+        "Z": jax.random.normal(kc, (5, 7), jnp.float64) * 2,
+        "G": jax.random.normal(kg, (5, 7), jnp.float64),
+    }
 
-        def prime():
-            mine = act.prime(grid)
+
+def _activation_rows(act: Activation, key, *, jit: bool = False) -> list[Row]:
+    """σ's own rows; `jit`: the values in one compiled program, and the float32 row from the
+    traced dtypes alone (the quick check before training)."""
+    probes = []
+    if act.elementwise:
+
+        def prime(i):
+            reference = jax.vmap(jax.grad(lambda t: act(t[None])[0]))(i["grid"])
+            return act.prime(i["grid"]), reference
+
+        def compare_prime(i, values):
+            (mine, reference), grid = values, i["grid"]
             if np.shape(mine) != np.shape(grid):
                 return float("inf"), f"prime(z) has shape {np.shape(mine)} for z {grid.shape}"
-            reference = jax.vmap(jax.grad(lambda t: act(t[None])[0]))(grid)
-            error, i, note = _against(mine, reference)
-            return error, f"z = {float(grid[i]):.4g}: σ′ {float(mine[i]):.6g}, jax.grad " + (
-                f"{float(reference[i]):.6g}{note}"
+            error, k, note = _against(mine, reference)
+            return error, f"z = {float(grid[k]):.4g}: σ′ {float(mine[k]):.6g}, jax.grad " + (
+                f"{float(reference[k]):.6g}{note}"
             )
 
-        rows.append(_guard(subject, "σ′ = jax.grad of σ", prime))
+        probes.append(_Probe("σ′ = jax.grad of σ", prime, compare_prime))
 
-    def backward(z, g, shape):
-        def measure():
-            mine = act.backward(z, g)
-            _, pullback = jax.vjp(act, z)
-            (reference,) = pullback(g)
-            error, i, note = _against(mine, reference)
-            return error, _place(z, i, "z") + note
+    def backward(z: str, g: str, shape: str) -> _Probe:
+        def compute(i):
+            _, pullback = jax.vjp(act, i[z])
+            (reference,) = pullback(i[g])
+            return act.backward(i[z], i[g]), reference
 
-        return _guard(subject, f"backward = jax.vjp of σ, {shape}", measure)
+        def compare(i, values):
+            error, k, note = _against(*values)
+            return error, _place(i[z], k, "z") + note
 
-    rows.append(backward(z, g, "one example"))
-    rows.append(backward(Z, G, "examples as columns"))
+        return _Probe(f"backward = jax.vjp of σ, {shape}", compute, compare)
 
-    def columns():
-        together = act(Z)
-        alone = jnp.stack([act(Z[:, j]) for j in range(Z.shape[1])], axis=1)
+    probes.append(backward("z", "g", "one example"))
+    probes.append(backward("Z", "G", "examples as columns"))
+
+    def columns(i):
+        Z = i["Z"]
+        return act(Z), jnp.stack([act(Z[:, j]) for j in range(Z.shape[1])], axis=1)
+
+    def compare_columns(i, values):
+        (together, alone), Z = values, i["Z"]
         if np.shape(together) != np.shape(Z):
             return float("inf"), f"σ(z) has shape {np.shape(together)} for z {Z.shape}"
-        error, i, note = _against(together, alone)
-        return error, f"column {i % Z.shape[1]} (σ must act on axis 0 only){note}"
+        error, k, note = _against(together, alone)
+        return error, f"column {k % Z.shape[1]} (σ must act on axis 0 only){note}"
 
-    rows.append(_guard(subject, _SIGMA_PER_EXAMPLE, columns))
-    rows.append(
-        _guard(
-            subject,
-            "keeps float32, runs under jit",
-            lambda: _float32_jit(act, "σ"),
-            tolerance=FLOAT32_TOLERANCE,
-        )
-    )
-    return rows
+    probes.append(_Probe(_SIGMA_PER_EXAMPLE, columns, compare_columns))
+    subject = f"activation {act.name}"
+    rows = _run_probes(subject, _activation_inputs(key), probes, jit=jit)
+    return [*rows, _float32_row(subject, act, "σ", traced=jit)]
+
+
+def _float32_row(subject: str, obj, what: str, *, traced: bool) -> Row:
+    if traced:
+        return _guard(subject, "keeps float32", lambda: _float32_traced(obj, what))
+    measure = lambda: _float32_jit(obj, what)  # noqa: E731
+    return _guard(subject, "keeps float32, runs under jit", measure, tolerance=FLOAT32_TOLERANCE)
 
 
 def _place(z, i: int, symbol: str) -> str:
@@ -265,19 +320,21 @@ def _place(z, i: int, symbol: str) -> str:
 FLOAT32_TOLERANCE = 1e-5
 
 
+def _float32_call(obj):
+    """σ and its backward, or C and ∇_a C, as one function of one or two arrays."""
+    if isinstance(obj, Activation):
+        return lambda z: (obj(z), obj.backward(z, jnp.ones_like(z)))
+    return lambda a, y: (obj(a, y), obj.gradient(a, y))
+
+
 def _float32_jit(obj, what: str) -> tuple[float, str]:
     """inf unless calling `obj` (σ, or C) on float32 inputs, eagerly and under jit, gives
     float32; else the relative difference of the two."""
     with jax.enable_x64(False):
         z = jnp.linspace(-3.0, 3.0, 6, dtype=jnp.float32).reshape(3, 2)
-        if isinstance(obj, Activation):
-            call = lambda z: (obj(z), obj.backward(z, jnp.ones_like(z)))  # noqa: E731
-            args = (z,)
-        else:
-            a = jax.nn.sigmoid(z)
-            y = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], jnp.float32)
-            call = lambda a, y: (obj(a, y), obj.gradient(a, y))  # noqa: E731
-            args = (a, y)
+        y = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], jnp.float32)
+        args = (z,) if isinstance(obj, Activation) else (jax.nn.sigmoid(z), y)
+        call = _float32_call(obj)
         eager = call(*args)
         jitted = jax.jit(call)(*args)
     for out in (*eager, *jitted):
@@ -285,6 +342,18 @@ def _float32_jit(obj, what: str) -> tuple[float, str]:
             return float("inf"), f"{what} gives {out.dtype} for float32 inputs"
     error, _, note = _against(jitted, eager)
     return error, "float32 in and out; jit against eager" + note
+
+
+def _float32_traced(obj, what: str) -> tuple[float, str]:
+    """inf unless `obj` (σ, or C) gives float32 for float32 inputs, from the traced dtypes
+    (`jax.eval_shape`: nothing is computed)."""
+    with jax.enable_x64(False):
+        x = jax.ShapeDtypeStruct((3, 2), jnp.float32)
+        args = (x,) if isinstance(obj, Activation) else (x, x)
+        for out in jax.eval_shape(_float32_call(obj), *args):
+            if out.dtype != jnp.float32:
+                return float("inf"), f"{what} gives {out.dtype} for float32 inputs"
+    return 0.0, "float32 in and out (traced)"
 
 
 # -- costs --------------------------------------------------------------------------------------
@@ -314,75 +383,101 @@ def _blame_the_axis(rows: list) -> list:
     return rows
 
 
-def _cost_rows(cost: Cost, key) -> list[Row]:
-    subject = f"cost {cost.name}"
+def _cost_inputs(key, n: int = 4, m: int = 5) -> dict:
+    """Weighted inputs Z, one-hot and soft labels for m examples as columns, drawn from `key`
+    (an integer: a NumPy seed, as for σ)."""
+    if isinstance(key, int):
+        rng = np.random.default_rng(key)
+        soft = np.exp(rng.normal(size=(n, m)))
+        return {
+            "Z": rng.normal(size=(n, m)) * 2,
+            "one-hot y": np.eye(n)[rng.integers(0, n, size=m)].T,
+            "soft y": soft / soft.sum(axis=0),
+        }
     kz, ky = jax.random.split(key)
-    n, m = 4, 5
-    Z = jax.random.normal(kz, (n, m), jnp.float64) * 2
-    one_hot = jax.nn.one_hot(jax.random.randint(ky, (m,), 0, n), n, dtype=jnp.float64).T
-    soft = jax.nn.softmax(jax.random.normal(ky, (n, m), jnp.float64), axis=0)
-    rows = []
+    return {
+        "Z": jax.random.normal(kz, (n, m), jnp.float64) * 2,
+        "one-hot y": jax.nn.one_hot(jax.random.randint(ky, (m,), 0, n), n, dtype=jnp.float64).T,
+        "soft y": jax.nn.softmax(jax.random.normal(ky, (n, m), jnp.float64), axis=0),
+    }
 
-    def sums_over_axis_0():
-        A = activations.get(_cost_outputs(cost)[0])(Z)
-        together = cost(A, one_hot)
+
+def _cost_rows(
+    cost: Cost, key, outputs: tuple[Activation, ...] | None = None, *, jit: bool = False
+) -> list[Row]:
+    """The cost's own rows; ∇_a C, δ^L and C from z^L for each of `outputs` (default: every
+    output activation the cost accepts, or sigmoid, tanh and linear). `jit`: as for σ."""
+    first = _cost_outputs(cost)[0]
+    m = 5
+
+    def sums_over_axis_0(i):
+        A = first(i["Z"])
+        return A, cost(A, i["one-hot y"]), [cost(A[:, j], i["one-hot y"][:, j]) for j in range(m)]
+
+    def compare_sums(i, values):
+        A, together, alone = values
         if np.shape(together) != (m,):
             return float("inf"), (
                 f"C(a, y) for {m} examples as columns (a of shape {A.shape}) has shape "
                 f"{np.shape(together)}, expected ({m},): sum over axis 0 only, one cost per example"
             )
-        alone = jnp.stack([cost(A[:, j], one_hot[:, j]) for j in range(m)])
-        if np.shape(alone) != (m,):
+        if any(np.shape(c) != () for c in alone):
             return float("inf"), f"C(a, y) for one example has shape {np.shape(alone[0])}, not ()"
-        error, i, note = _against(together, alone)
-        return error, f"example {i} (C must sum over axis 0 only){note}"
+        error, k, note = _against(together, np.stack(alone))
+        return error, f"example {k} (C must sum over axis 0 only){note}"
 
-    def gradient_per_example():
-        A = activations.get(_cost_outputs(cost)[0])(Z)
-        together = cost.gradient(A, soft)
+    def gradient_per_example(i):
+        A, soft = first(i["Z"]), i["soft y"]
+        alone = [cost.gradient(A[:, j], soft[:, j]) for j in range(m)]
+        return A, cost.gradient(A, soft), alone
+
+    def compare_gradient_per_example(i, values):
+        A, together, alone = values
         if np.shape(together) != A.shape:
             return float("inf"), f"∇_a C has shape {np.shape(together)} for a of shape {A.shape}"
-        alone = jnp.stack([cost.gradient(A[:, j], soft[:, j]) for j in range(m)], axis=1)
-        error, i, note = _against(together, alone)
-        return error, f"example {i % m} (∇_a C must act on axis 0 only){note}"
+        error, k, note = _against(together, np.stack(alone, axis=1))
+        return error, f"example {k % m} (∇_a C must act on axis 0 only){note}"
 
-    rows.append(_guard(subject, _SUMS_OVER_AXIS_0, sums_over_axis_0))
-    rows.append(_guard(subject, _GRADIENT_PER_EXAMPLE, gradient_per_example))
-    for sigma in _cost_outputs(cost):
-        A = sigma(Z)
-        for label, Y in (("one-hot y", one_hot), ("soft y", soft)):
+    probes = [
+        _Probe(_SUMS_OVER_AXIS_0, sums_over_axis_0, compare_sums),
+        _Probe(_GRADIENT_PER_EXAMPLE, gradient_per_example, compare_gradient_per_example),
+    ]
+    for sigma in _cost_outputs(cost) if outputs is None else outputs:
+        for label in ("one-hot y", "soft y"):
 
-            def gradient(sigma=sigma, A=A, Y=Y):
-                mine = cost.gradient(A, Y)
-                reference = jax.grad(lambda a: jnp.sum(cost(a, Y)))(A)
-                error, i, note = _against(mine, reference)
-                return error, f"{sigma.name} outputs: output {_place(A, i, 'a')}{note}"
+            def gradient(i, sigma=sigma, label=label):
+                A, Y = sigma(i["Z"]), i[label]
+                return cost.gradient(A, Y), jax.grad(lambda a: jnp.sum(cost(a, Y)))(A)
 
-            def fused(sigma=sigma, A=A, Y=Y):
-                mine = cost.output_error(sigma, Z, A, Y)
-                reference = jax.grad(lambda z: jnp.sum(cost(sigma(z), Y)))(Z)
-                error, i, note = _against(mine, reference)
-                return error, f"output {_place(Z, i, 'z')}{note}"
+            def compare_gradient(i, values, sigma=sigma):
+                error, k, note = _against(*values)
+                return error, f"{sigma.name} outputs: output {_place(i['Z'], k, 'a')}{note}"
 
-            def stable(sigma=sigma, Y=Y):
-                mine = cost.from_weighted_input(sigma, Z, Y)
-                error, i, note = _against(mine, cost(sigma(Z), Y))
-                return error, f"example {i}{note}"
+            def fused(i, sigma=sigma, label=label):
+                Z, Y = i["Z"], i[label]
+                mine = cost.output_error(sigma, Z, sigma(Z), Y)
+                return mine, jax.grad(lambda z: jnp.sum(cost(sigma(z), Y)))(Z)
 
-            rows.append(_guard(subject, f"∇_a C = jax.grad of C, {sigma.name}, {label}", gradient))
-            rows.append(
-                _guard(subject, f"δ^L (BP1) = jax.grad in z^L, {sigma.name}, {label}", fused)
-            )
-            rows.append(_guard(subject, f"C from z^L = C(σ(z^L)), {sigma.name}, {label}", stable))
-    rows.append(
-        _guard(
-            subject,
-            "keeps float32, runs under jit",
-            lambda: _float32_jit(cost, "C"),
-            tolerance=FLOAT32_TOLERANCE,
-        )
-    )
-    return rows
+            def compare_fused(i, values):
+                error, k, note = _against(*values)
+                return error, f"output {_place(i['Z'], k, 'z')}{note}"
+
+            def stable(i, sigma=sigma, label=label):
+                Z, Y = i["Z"], i[label]
+                return cost.from_weighted_input(sigma, Z, Y), cost(sigma(Z), Y)
+
+            def compare_stable(i, values):
+                error, k, note = _against(*values)
+                return error, f"example {k}{note}"
+
+            probes += [
+                _Probe(f"∇_a C = jax.grad of C, {sigma.name}, {label}", gradient, compare_gradient),
+                _Probe(f"δ^L (BP1) = jax.grad in z^L, {sigma.name}, {label}", fused, compare_fused),
+                _Probe(f"C from z^L = C(σ(z^L)), {sigma.name}, {label}", stable, compare_stable),
+            ]
+    subject = f"cost {cost.name}"
+    rows = _run_probes(subject, _cost_inputs(key), probes, jit=jit)
+    return [*rows, _float32_row(subject, cost, "C", traced=jit)]
 
 
 # -- networks -----------------------------------------------------------------------------------
@@ -751,6 +846,75 @@ def check_cost(cost, *, activation=None, seed: int = 0, networks: bool = True) -
             for i, a in enumerate(partners):
                 rows.append(_network_row(a, the_cost, seed, jax.random.fold_in(key, 200 + i)))
     return _blame_the_axis(rows)
+
+
+def check_contract(obj, *, output=None, seed: int = 0) -> list[Row]:
+    """The fast part of the check, which `fnbackprop train` runs before the first epoch on every
+    σ and cost that is not built in: `obj`'s own rows, without networks.
+
+    For an activation: σ′ (or `backward`) against jax.grad / jax.vjp, each column alone,
+    float32 under `jit`. For a cost: the two axis rows, float32 under `jit`, and ∇_a C, δ^L and
+    C from z^L against autodiff for `output` alone (the network's output σ; default: the first
+    output activation the cost accepts). Run `contract_shapes` first: a σ or C that gives the
+    wrong shape fails these rows with less telling messages.
+    """
+    with jax.enable_x64(True):
+        if isinstance(obj, Activation):
+            rows = _activation_rows(activations.get(obj), seed, jit=True)
+        else:
+            the_cost = costs.get(obj)
+            outputs = (activations.get(output),) if output is not None else None
+            rows = _cost_rows(
+                the_cost,
+                seed,
+                outputs or _cost_outputs(the_cost)[:1],
+                jit=True,
+            )
+    return _blame_the_axis(rows)
+
+
+def contract_shapes(obj, n: int, m: int = 3) -> str:
+    """What is wrong with the shapes that `obj`, an `Activation` or a `Cost`, gives for a layer
+    of `n` neurons, for one example (n,) and for `m` examples as columns (n, m); "" when nothing.
+
+    Traced with `jax.eval_shape`, so nothing is computed: milliseconds. An error raised while
+    tracing is reported as what was wrong.
+    """
+    is_sigma = isinstance(obj, Activation)
+    for shape in ((n,), (n, m)):
+        x = jax.ShapeDtypeStruct(shape, jnp.float32)
+        if is_sigma:
+            calls = [("σ(z)", obj, (x,), shape)]
+            if obj.elementwise:
+                calls.append(("σ′(z) (prime)", obj.prime, (x,), shape))
+            else:
+                calls.append(("backward(z, ∇_a C)", obj.backward, (x, x), shape))
+            given = f"z of shape {shape}"
+        else:
+            calls = [
+                ("C(a, y)", obj, (x, x), shape[1:]),
+                ("∇_a C (gradient)", obj.gradient, (x, x), shape),
+            ]
+            given = f"a and y of shape {shape}"
+        for what, fn, args, expected in calls:
+            try:
+                out = jax.eval_shape(fn, *args)
+            except Exception as err:  # the user's σ or C raised: that is the finding
+                return (
+                    f"{what} for {given} raised {type(err).__name__}: {' '.join(str(err).split())}"
+                )
+            got = getattr(out, "shape", None)
+            if got != expected:
+                why = (
+                    "σ acts on axis 0, the neurons, and keeps the shape"
+                    if is_sigma
+                    else "C sums over axis 0 only, one cost per example"
+                    if what.startswith("C(")
+                    else "∇_a C has the shape of a"
+                )
+                shown = got if got is not None else type(out).__name__
+                return f"{what} returned shape {shown} for {given}, expected {expected} ({why})"
+    return ""
 
 
 def _builtin_costs() -> tuple[str, ...]:

@@ -5,10 +5,13 @@ wrong shape, a diverging run) prints one line on stderr and exits with code 2, a
 a bad command line. Any other exception is a bug in fnbackprop: one line saying so, exit code 1.
 `--debug` prints the traceback before the line.
 
-`fnbackprop train` with a list where a number is expected (`--set 'training.seed=[0,1,2]'`) runs
-a sweep (`fnbackprop.sweeps`); without `--out` it saves under `runs/<config>-<time>/` and says
-where. A folder that holds a run is refused unless `--overwrite` or `--resume` says otherwise;
-`--resume DIR --set training.epochs=N` trains a finished run further.
+`fnbackprop train` with a list where a number is expected (`--set 'training.seed=[0,1,2]'`) or a
+`[sweep]` table (`--set 'sweep.network.activation=["sigmoid","tanh"]'`) runs a sweep
+(`fnbackprop.sweeps`); without `--out` it saves under `runs/<config>-<time>/` and says where. A
+folder that holds a run (a saved epoch) is refused unless `--overwrite` or `--resume` says
+otherwise; `--resume DIR --set training.epochs=N` trains a finished run further. Before the first
+epoch, every σ and cost that is not built in is checked against its contract (`--no-check`
+skips that but for the shapes).
 """
 
 import argparse
@@ -46,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         dest="overrides",
         help="override a config value, e.g. --set training.eta=0.5 (repeatable); a list where a "
-        "number is expected, --set 'training.seed=[0,1,2]', makes a sweep of every combination",
+        "number is expected, --set 'training.seed=[0,1,2]', or any key under sweep., --set "
+        '\'sweep.network.activation=["sigmoid","tanh"]\', makes a sweep of every combination',
     )
     train.add_argument(
         "--out",
@@ -73,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--data-dir", metavar="DIR", help="where the data files are")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the check of your own σ and cost against jax.grad before the first epoch "
+        "(about 0.3 s each; built-ins are never checked); their shapes are checked anyway",
+    )
     hosts = train.add_argument_group(
         "several hosts", "one process per host, all with the same arguments but --process-id"
     )
@@ -146,6 +156,7 @@ def _train(args) -> int:
         "data_dir": args.data_dir,
         "progress": not args.quiet,
         "label": " ".join(f"--set {o}" for o in args.overrides),
+        "check": not args.no_check,
         "echo": functools.partial(print, flush=True),  # one whole line per epoch, even in a pipe
     }
     try:

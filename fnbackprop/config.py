@@ -42,10 +42,20 @@ value came from: the file, or the `--set KEY=VALUE` item that gave it. Every nam
 (`fnbackprop.registry`), so a registered name or an import path `"package.module:Name"` works
 wherever a built-in name does, and the run's config keeps it as written.
 
-**Sweeps.** A list where a number is expected (`eta = [0.1, 0.5, 3.0]` in the file, or
-`--set 'training.seed=[0,1,2]'`) makes a sweep: `load_sweep` returns one `Config` per point of
-the product of all such lists, each named by its values (`eta=0.1,seed=2`). `load` refuses
-lists there, saying so.
+**Sweeps.** A `[sweep]` table names any key by its dotted path, with the list of values to try:
+
+    [sweep]
+    "network.activation" = ["sigmoid", "tanh", "relu"]
+    "network.sizes" = [[784, 30, 10], [784, 100, 10]]
+    "training.seed" = [0, 1, 2]
+
+(TOML's bare dotted keys, `network.activation = [...]` under `[sweep]`, mean the same.) On the
+command line: `--set 'sweep.network.activation=["sigmoid","tanh"]'`. A list where a number is
+expected (`eta = [0.1, 0.5, 3.0]` in its section, or `--set 'training.seed=[0,1,2]'`) is a
+shorthand for the same. `load_sweep` returns one `Config` per point of the product of all the
+lists, each named by its values (`activation=tanh,seed=2`; `sizes=[784,100,10]`). The value in
+the key's own section (or its default) is what the sweep replaces. `load` refuses a sweep,
+saying so.
 """
 
 import dataclasses
@@ -70,6 +80,7 @@ from .training import GRADIENTS
 
 __all__ = [
     "DTYPES",
+    "SWEEP",
     "Config",
     "Sweep",
     "apply_overrides",
@@ -192,17 +203,19 @@ def load(path: "str | Path", overrides: Iterable[str] = ()) -> Config:
     sweep = load_sweep(path, overrides)
     if sweep.axes:
         key = next(iter(sweep.axes))
-        where = _source(str(path), _override_sources(overrides), key)
+        sources = _override_sources(overrides)
+        where = _source(str(path), sources, key, f"{SWEEP}.{key}")
         raise ConfigError(
-            f"{where}: {key} is a list, {sweep.axes[key]}: that makes a sweep, which "
-            "`fnbackprop train` runs (or fnbackprop.sweeps.run_sweep); here give one number"
+            f"{where}: {key} is swept, {sweep.axes[key]}: that makes a sweep, which "
+            "`fnbackprop train` runs (or fnbackprop.sweeps.run_sweep); here give one value"
         )
     return next(iter(sweep.runs.values()))
 
 
 def load_sweep(path: "str | Path", overrides: Iterable[str] = ()) -> Sweep:
-    """Read a TOML config with overrides; every list where a number is expected is a swept
-    axis. Returns the `Sweep` of every combination (a single run has no axes and one run "")."""
+    """Read a TOML config with overrides; every key of its `[sweep]` table, and every list where
+    a number is expected, is a swept axis. Returns the `Sweep` of every combination (a single run
+    has no axes and one run "")."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -220,13 +233,25 @@ def load_sweep(path: "str | Path", overrides: Iterable[str] = ()) -> Sweep:
 
 
 def _override_sources(overrides: Iterable[str]) -> dict[str, str]:
-    """`section.key` → the `--set` item that set it last."""
+    """`section.key` → the `--set` item that set it last (`sweep.section.key` for a sweep's,
+    quoted or not)."""
     sources = {}
     for item in overrides:
         key, sep, _ = item.partition("=")
         if sep:
+            section, _, name = key.strip().partition(".")
+            if section == SWEEP:
+                key = f"{SWEEP}.{_unquoted(name)}"
             sources[key.strip()] = f"--set {item.strip()}"
     return sources
+
+
+def _unquoted(name: str) -> str:
+    """A TOML key as written on the command line, its quotes taken off: '"network.cost"'."""
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        return name[1:-1]
+    return name
 
 
 def _source(default: str, sources: Mapping[str, str] | None, *keys: str) -> str:
@@ -246,6 +271,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not section or not name:
             raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. training.eta=0.5")
+        if section == SWEEP:
+            name = _unquoted(name)  # sweep.network.cost or sweep."network.cost": one key
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
@@ -257,44 +284,104 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     return merged
 
 
+#: The table of swept keys: `[sweep]`, `"section.key" = [values to try]`.
+SWEEP = "sweep"
+
+
 def expand(
     raw: Mapping[str, Any], source: str = "config", sources: Mapping[str, str] | None = None
 ) -> Sweep:
-    """Every combination of the lists found where numbers are expected, each parsed and checked.
+    """Every combination of the values listed in `[sweep]` and of the lists found where numbers
+    are expected, each parsed and checked.
 
-    The axes keep the order they appear in; a run's name lists its values as `key=value`
-    joined by commas, the key without its section when that is unambiguous.
+    The axes keep the order they appear in (the lists in the sections first); a run's name lists
+    its values as `key=value` joined by commas, the key without its section when that is
+    unambiguous.
     """
+    raw = dict(raw)
+    table = raw.pop(SWEEP, {})
     axes: dict[str, list] = {}
     for section, cls in _SECTIONS.items():
-        table = raw.get(section)
-        if not isinstance(table, Mapping):
+        section_table = raw.get(section)
+        if not isinstance(section_table, Mapping):
             continue
         numeric = {f.name for f in dataclasses.fields(cls) if f.type in (int, float)}
-        for key, value in table.items():
+        for key, value in section_table.items():
             if key in numeric and isinstance(value, list):
                 where = _source(source, sources, f"{section}.{key}")
-                if not value:
-                    raise ConfigError(
-                        f"{where}: {section}.{key} is an empty list: nothing to sweep"
-                    )
-                if len(set(map(repr, value))) != len(value):
-                    raise ConfigError(f"{where}: {section}.{key} lists a value twice: {value}")
-                axes[f"{section}.{key}"] = list(value)
+                axes[f"{section}.{key}"] = _axis(f"{section}.{key}", value, where)
+    point_sources = dict(sources or {})
+    for key, value in _swept(table, source, sources).items():
+        where = _source(source, sources, f"{SWEEP}.{key}")
+        if key in axes:
+            raise ConfigError(
+                f"{where}: {key} is swept twice, in [{SWEEP}] and as a list in "
+                f"[{key.split('.')[0]}]: give its values in one place"
+            )
+        axes[key] = _axis(key, value, where)
+        if where != source:
+            point_sources[key] = where  # an error in one of its values names the --set item
     runs: dict[str, Config] = {}
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values, strict=True))
         one = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
         for key, value in point.items():
             section, name = key.split(".")
-            one[section][name] = value
-        config = parse(one, source=source, sources=sources)
+            if not isinstance(one.get(section, {}), Mapping):
+                raise ConfigError(f"{source}: {section} must be a section ([{section}])")
+            one.setdefault(section, {})[name] = value
+        try:
+            config = parse(one, source=source, sources=point_sources)
+        except ConfigError as err:
+            if not point:
+                raise
+            raise ConfigError(f"{err} (in the sweep's run {run_name(point)})") from None
         # named by the values as read (eta = 1 and 1.0 are one run, named eta=1.0)
         name = run_name({k: lookup(config, k) for k in point})
         if name in runs:
             raise ConfigError(f"{source}: two runs of the sweep are the same run, {name}")
         runs[name] = config
     return Sweep(axes, runs)
+
+
+def _axis(key: str, values: Any, where: str) -> list:
+    """The values of one swept key: a list, not empty, no value twice."""
+    if not isinstance(values, list):
+        raise ConfigError(
+            f"{where}: [{SWEEP}] {key} must be a list of the values to try, got {values!r}"
+            + (' (quote names: ["sigmoid", "tanh"])' if isinstance(values, str) else "")
+        )
+    if not values:
+        raise ConfigError(f"{where}: {key} is an empty list: nothing to sweep")
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{where}: {key} lists a value twice: {values}")
+    return list(values)
+
+
+def _swept(table: Any, source: str, sources: Mapping[str, str] | None) -> dict[str, Any]:
+    """The `[sweep]` table as `section.key` → values, each key checked to exist. TOML's dotted
+    keys nest (`network.cost = [...]` is `{"network": {"cost": [...]}}`); quoted ones do not."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{source}: {SWEEP} must be a table ([{SWEEP}])")
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping) and prefix.count(".") < 1:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            flat[prefix] = value
+
+    walk("", table)
+    valid = [f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in dataclasses.fields(cls)]
+    for key in flat:
+        if key not in valid:
+            where = _source(source, sources, f"{SWEEP}.{key}")
+            raise ConfigError(
+                f"{where}: unknown key {key} in [{SWEEP}]{did_you_mean(key, valid)}; a swept "
+                f"key is section.key, one of: {', '.join(valid)}"
+            )
+    return flat
 
 
 def lookup(config: Config, key: str) -> Any:
@@ -316,7 +403,19 @@ def _short_names(keys: list[str]) -> dict[str, str]:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    """A swept value as it appears in a run's name (a folder name: no spaces, no '/')."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Override):
+        return f"L{value.layer}N{value.neuron}={value.activation}"
+    if isinstance(value, Mapping):
+        value = tuple(value.items())
+    if isinstance(value, tuple | list):
+        if value and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                         for p in value):  # fmt: skip
+            return "{" + ",".join(f"{k}={_show(v)}" for k, v in value) + "}"  # schedule_args
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value).replace("/", "_")
 
 
 def parse(
@@ -327,13 +426,19 @@ def parse(
     `sources` maps `section.key` to the `--set` item that gave its value, so that an error in it
     names that item rather than `source` (the file).
     """
+    if SWEEP in raw:
+        raise ConfigError(
+            f"{source}: [{SWEEP}] makes a sweep: read it with fnbackprop.config.load_sweep (or "
+            "expand), or train it with `fnbackprop train`"
+        )
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
         section = sorted(unknown)[0]
         where = next((v for k, v in (sources or {}).items() if k.split(".")[0] == section), source)
+        valid = (*_SECTIONS, SWEEP)
         raise ConfigError(
-            f"{where}: unknown section [{section}]{did_you_mean(section, _SECTIONS)}; "
-            f"valid sections: {', '.join(_SECTIONS)}"
+            f"{where}: unknown section [{section}]{did_you_mean(section, valid)}; "
+            f"valid sections: {', '.join(valid)}"
         )
     sections = {}
     for name, cls in _SECTIONS.items():
@@ -451,7 +556,13 @@ def _coerce(key: str, kind: Any, value: Any, source: str):
             try:
                 return rule(key, value, source)
             except _Wrong as wrong:
-                raise ConfigError(f"{source}: {key} must be {wrong}, got {value!r}") from None
+                hint = ""
+                if isinstance(value, list) and kind in (str, tuple[int, ...]):  # several to try?
+                    hint = (
+                        f'; to try several, list them in [{SWEEP}]: "{key}" = [...] (or '
+                        f"--set '{SWEEP}.{key}=[...]')"
+                    )
+                raise ConfigError(f"{source}: {key} must be {wrong}, got {value!r}{hint}") from None
     raise AssertionError(f"no rule for {kind}")  # pragma: no cover - a schema bug
 
 
@@ -660,7 +771,8 @@ def build_network(config: Config) -> Network:
     if len(layer_names) != n_layers:
         raise FnbackpropError(
             f"activation lists {len(layer_names)} names for the {n_layers} layers after the "
-            f"input of sizes {list(n.sizes)}"
+            f"input of sizes {list(n.sizes)} (a list is one σ per layer; to try several σ, "
+            f'list them in [{SWEEP}]: "network.activation" = [...])'
         )
     sigmas: list = list(layer_names)
     by_layer: dict[int, dict[int, str]] = {}
@@ -696,7 +808,7 @@ def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
     sections in order, every key spelled out, the overridden neurons as a list of inline tables
     (`network.override`), `schedule_args` as the table `[training.schedule_args]`.
 
-    With `axes` (`section.key` → values), those keys are written as lists: the file of a sweep,
+    With `axes` (`section.key` → values), a `[sweep]` table lists them: the file of a sweep,
     which `load_sweep` reads back to the same runs.
     """
     axes = axes or {}
@@ -710,11 +822,17 @@ def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
                 value = [dataclasses.asdict(o) for o in value] or None
             elif field.name == "layer":
                 value = [_layer_table(spec) for spec in value] or None
-            else:
-                value = axes.get(f"{name}.{field.name}", value)
             if value is not None:
                 table[field.name] = _toml_value(value)
         document[name] = table
+    if axes:
+        document[SWEEP] = {
+            key: [  # a value of network.override is a list of tables: () is no overrides
+                [dataclasses.asdict(o) for o in v] if key == "network.override" else _toml_value(v)
+                for v in values
+            ]
+            for key, values in axes.items()
+        }
     return tomli_w.dumps(document)
 
 
@@ -726,7 +844,9 @@ def _layer_table(spec: LayerSpec) -> dict[str, Any]:
 
 def _toml_value(value: Any) -> Any:
     """`value` as `tomli_w` writes it: a table of numbers (`schedule_args`, held as pairs) as a
-    dict, tuples as lists."""
+    dict, an override as its table, tuples as lists."""
+    if isinstance(value, Override):
+        return dataclasses.asdict(value)
     if isinstance(value, Mapping):
         value = tuple(value.items())
     if (

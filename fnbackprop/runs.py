@@ -15,21 +15,31 @@ complete epoch, and `run_training(config, out_dir, resume=True)` continues from 
 parameters an uninterrupted run reaches (early stopping and the learning-rate schedule continue
 from the saved metrics).
 
-**A run folder is never lost by accident.** A folder that holds a run (its `config.toml`,
-`metrics.jsonl` or `checkpoint.eqx`) is refused unless `overwrite=True` (replace it) or
-`resume=True` (continue it). A run holds an exclusive lock (`fcntl.flock` on `.lock` in the
+**A run folder is never lost by accident.** A folder holds a run once an epoch of it is saved
+(`checkpoint.eqx`, or `best.eqx`): such a folder is refused unless `overwrite=True` (replace it)
+or `resume=True` (continue it). A run holds an exclusive lock (`fcntl.flock` on `.lock` in the
 folder) for its whole life, so a second run started into a folder in use fails at once with one
 line; the operating system releases the lock when a process dies, even by SIGKILL, so a killed
 run never leaves it stuck. Overwriting deletes the old run's checkpoints first, then its
 metrics and curve, and writes the new config last: a crash half-way leaves what a run killed
 before its first epoch leaves, never one run's checkpoint beside another's config.
+
+**Before the folder is written**, everything that can be checked is: the config, the data
+(present, and fitting `network.sizes` and `data.train_size`), and every σ and cost that is not
+built in (`check_plugins`: the shapes it gives, and with `check=True` its contract against
+`jax.grad`). A run that fails before its first epoch is saved (an error, Ctrl-C) removes what it
+wrote, and the folder if it made it; one killed harder leaves its `config.toml`, and a folder
+without a saved epoch is not a run: the next run into it replaces what is there without
+`overwrite`.
 """
 
 import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
+import re
 import sys
 import textwrap
 import tomllib
@@ -40,8 +50,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import checkpoint, sharding
+from . import activations, checkpoint, costs, sharding
 from ._io import atomic_file, write_text_atomic
+from .check import check_contract, contract_shapes
 from .config import Config, build_network, dumps, load, parse
 from .data import DATASETS, Splits, load_dataset, one_hot
 from .errors import ConfigError, FnbackpropError
@@ -66,6 +77,7 @@ __all__ = [
     "RunLock",
     "RunResult",
     "book_line",
+    "check_plugins",
     "claim_folder",
     "default_out",
     "fit_options",
@@ -89,8 +101,9 @@ CONFIG, METRICS, CHECKPOINT, BEST, CURVE, LOCK = (
     "learning_curve.png",
     ".lock",
 )
-#: The files that make a folder hold a run.
-RUN_MARKERS = (CONFIG, METRICS, CHECKPOINT)
+#: The files that make a folder hold a run: the state after a finished epoch. (A `config.toml`
+#: alone, or an empty `metrics.jsonl`, is what a run that failed before its first epoch left.)
+RUN_MARKERS = (CHECKPOINT, BEST)
 #: Everything a run writes, in the order an overwrite deletes it: state first, config last.
 RUN_FILES = (CHECKPOINT, BEST, METRICS, CURVE, CONFIG)
 
@@ -169,7 +182,8 @@ def book_line(metrics: dict) -> str:
 
 
 def holds_run(folder: "str | os.PathLike") -> bool:
-    """Whether `folder` holds a run: its config, metrics or checkpoint."""
+    """Whether `folder` holds a run: the checkpoint of a finished epoch (`checkpoint.eqx` or
+    `best.eqx`). A folder with no finished epoch is not a run: a new run replaces what is there."""
     return any((Path(folder) / name).exists() for name in RUN_MARKERS)
 
 
@@ -206,6 +220,7 @@ def run_training(
     echo: Callable[[str], None] | None = print,
     data: tuple | None = None,
     label: str = "",
+    check: bool = True,
 ) -> RunResult:
     """Train as `config` says; with `out_dir`, write the run's files there after every epoch.
 
@@ -213,12 +228,17 @@ def run_training(
       differ from the saved one in `training.epochs` only (see `resumed_config`). A finished run
       (all its epochs done, or stopped early) is returned as it is, with a line saying so.
     - `overwrite=True`: replace the run `out_dir` holds; without it (or `resume`) a folder that
-      holds a run is refused.
+      holds a run is refused (one without a saved epoch is not a run, and is reused).
     - `progress`: a progress bar with the last epoch's cost and accuracy when stderr is a
       terminal; else (or with `progress=False`) `echo` gets one plain line per epoch.
     - `data`: the `(train, evaluation)` arrays of `prepare_data`, when already loaded (a sweep
       loads them once for all its runs).
     - `label`: added to the curve's title (the CLI passes the `--set` items).
+    - `check`: check every σ and cost that is not built in against its contract before the
+      first epoch (`check_plugins`); False (the CLI's `--no-check`) checks their shapes only.
+
+    The folder is written only once the data are loaded and the σ and cost checked; a run that
+    fails before its first epoch is saved removes what it wrote (and the folder, if it made it).
 
     Raises `FnbackpropError` for a folder in use by another run (held lock) and for one that
     holds a run without `overwrite`/`resume`; `DivergenceError` (after writing the curve so
@@ -227,30 +247,122 @@ def run_training(
     out = Path(out_dir) if out_dir is not None else None
     _check_config(config)
     if resume and (out is None or not (out / CHECKPOINT).is_file()):
-        raise FnbackpropError(
-            f"nothing to resume: no {CHECKPOINT} in {out} (give the folder of an earlier run)"
-        )
+        raise FnbackpropError(_nothing_to_resume(out))
     writer = out is not None and jax.process_index() == 0
-    with (
-        claim_folder(out, config, resume=resume, overwrite=overwrite, label=label)
-        if writer
-        else contextlib.nullcontext(label)
-    ) as label:
-        run = prepare_run(config, data_dir, progress=progress, data=data)
-        metrics: list[dict] = []
-        if resume:
-            run, metrics = _resume(run, out)
-            finished = _finished(config, metrics, run.state.epoch)
-            if finished:
-                if echo is not None:
-                    echo(f"{out}: {finished}")
-                return RunResult(run.net, run.state.params, metrics)
-        if not writer:  # several processes: process 0 alone writes the run's files
-            out = None
-        if out is not None:
-            _write_metrics(out, metrics)  # after a crash, the metrics of the checkpoint's epochs
-        state = _train(config, run, metrics, out, progress, echo, label)
+    created = writer and not out.exists()
+    wrote = False
+    try:
+        with RunLock(out) if writer else contextlib.nullcontext():
+            if writer:
+                _refuse(out, resume=resume, overwrite=overwrite)
+            check_plugins(config, full=check)
+            run = prepare_run(config, data_dir, progress=progress, data=data)
+            if writer:
+                wrote = True
+                label = _prepare_folder(
+                    out, config, resume=resume, overwrite=overwrite, label=label
+                )
+            try:
+                metrics: list[dict] = []
+                if resume:
+                    run, metrics = _resume(run, out)
+                    finished = _finished(config, metrics, run.state.epoch)
+                    if finished:
+                        if echo is not None:
+                            echo(f"{out}: {finished}")
+                        return RunResult(run.net, run.state.params, metrics)
+                target = out if writer else None  # several processes: process 0 alone writes
+                if target is not None:
+                    _write_metrics(target, metrics)  # after a crash, the checkpoint's epochs
+                state = _train(config, run, metrics, target, progress, echo, label)
+            except BaseException:
+                if wrote and not resume:
+                    _discard_unfinished(out)
+                raise
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: the folder this run made, and nothing else
+        raise
     return RunResult(run.net, state.params, metrics)
+
+
+def _nothing_to_resume(out: Path | None) -> str:
+    """Why `out` cannot be resumed: no checkpoint; where it holds a config, how to start again."""
+    if out is not None and (out / CONFIG).is_file():
+        return (
+            f"nothing to resume in {out}: its run saved no epoch (no {CHECKPOINT}); start it "
+            f"again with `fnbackprop train {out / CONFIG} --out {out}`"
+        )
+    return f"nothing to resume: no {CHECKPOINT} in {out} (give the folder of an earlier run)"
+
+
+def check_plugins(config: Config, *, full: bool = True, checked: set | None = None) -> None:
+    """Refuse, in one line, a σ or cost of `config` that is not built in and breaks its contract.
+
+    Always: the shapes it gives for its layer, one example (n,) and examples as columns (n, m),
+    traced with `jax.eval_shape` (milliseconds). With `full`: its own rows of `fnbackprop check`
+    (`fnbackprop.check.check_contract`: σ′ or ∇_a C against `jax.grad`, the axis contract,
+    float32), in one compiled program each, about 0.3 s. The line names the plug-in by its
+    spec, what failed, and the `fnbackprop check` command that shows every row. Built-in σ and
+    costs are not checked (no time added to ordinary runs). `checked`: the plug-ins already
+    checked (a sweep passes one set for all its runs).
+    """
+    checked = set() if checked is None else checked
+    for kind, spec, obj, n, where, output in _plugins(config):
+        key = (kind, spec, n, full, output)
+        if key in checked:
+            continue
+        path = _import_path(spec, obj)
+        name = spec if spec == path else f"{spec} ({path})"
+        command = f"fnbackprop check --{kind} {path}"
+        problem = contract_shapes(obj, n)
+        if problem:
+            raise FnbackpropError(
+                f"{kind} {name!r} {where}: {problem}; a plug-in must keep the contract in "
+                f"README 'Your own σ and cost': check it with `{command}`"
+            )
+        if full:
+            rows = check_contract(obj, output=output)
+            failed = [r for r in rows if not r.ok]
+            if failed:
+                row = failed[0]
+                error = f"relative error {row.error:.1e} at " if math.isfinite(row.error) else ""
+                raise FnbackpropError(
+                    f"{kind} {name!r} fails its contract check before training "
+                    f"({len(failed)} of {len(rows)} rows): {row.test}: {error}{row.where}; see "
+                    f"every row with `{command}`, or give --no-check to train anyway"
+                )
+        checked.add(key)
+
+
+def _plugins(config: Config):
+    """(kind, spec, object, layer size, where it is, output σ) of every σ and cost of `config`
+    that is not built in, in the order of the layers, the cost last."""
+    n = config.network
+    sizes = n.sizes
+    builtin_sigmas = activations.ACTIVATIONS.builtin_names()
+    layers = [n.activation] * (len(sizes) - 1) if isinstance(n.activation, str) else n.activation
+    for layer, spec in enumerate(layers, start=2):
+        if spec not in builtin_sigmas:
+            where = f"in layer {layer} ({sizes[layer - 1]} neurons)"
+            yield "activation", spec, activations.get(spec), sizes[layer - 1], where, None
+    for o in n.override:
+        if o.activation not in builtin_sigmas:
+            where = f"on neuron {o.neuron} of layer {o.layer}"
+            yield "activation", o.activation, activations.get(o.activation), 1, where, None
+    if n.cost not in costs.COSTS.builtin_names():
+        output = build_network(config).activations[-1]
+        where = f"on the output layer ({sizes[-1]} neurons)"
+        yield "cost", n.cost, costs.get(n.cost), sizes[-1], where, output
+
+
+def _import_path(spec: str, obj) -> str:
+    """The import path of a plug-in: `spec` itself if it is one, else its class's."""
+    if ":" in spec:
+        return spec
+    cls = type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _finished(config: Config, metrics: list[dict], epoch: int) -> str | None:
@@ -635,35 +747,72 @@ def claim_folder(
     label: str = "",
 ) -> Iterator[str]:
     """Hold the folder `out` for a run while the `with` block lasts: lock it (`RunLock`), refuse
-    it if it holds a run (unless `resume` or `overwrite`), clear what a killed run left, and
+    it if it holds a run (unless `resume` or `overwrite`), clear what an unfinished run left, and
     write the config, with the label on its first line; gives the run's label (a resumed run's
-    saved one first)."""
-    with RunLock(out):
-        yield _prepare_folder(Path(out), config, resume=resume, overwrite=overwrite, label=label)
+    saved one first). If the block fails before an epoch is saved, what was written is removed
+    (and the folder, if this made it)."""
+    out = Path(out)
+    created = not out.exists()
+    try:
+        with RunLock(out):
+            _refuse(out, resume=resume, overwrite=overwrite)
+            label = _prepare_folder(out, config, resume=resume, overwrite=overwrite, label=label)
+            try:
+                yield label
+            except BaseException:
+                if not resume:
+                    _discard_unfinished(out)
+                raise
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _refuse(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder that holds a run, unless resuming or overwriting; the advice offers
+    `--resume` only where there is a checkpoint to resume."""
+    if resume or overwrite or not holds_run(out):
+        return
+    if (out / CHECKPOINT).is_file():
+        raise FnbackpropError(
+            f"{out} holds a run ({_describe_run(out)}): give --overwrite to replace it, "
+            f"--resume {out} to continue it, or choose another --out"
+        )
+    raise FnbackpropError(
+        f"{out} holds a run's {BEST} but no {CHECKPOINT} to resume from: give --overwrite to "
+        "replace it, or choose another --out"
+    )
+
+
+def _discard_unfinished(out: Path) -> None:
+    """Remove the files a run wrote into `out` if it saved no epoch (it failed before the end of
+    its first): the folder then holds what it held before, less a replaced unfinished run."""
+    if (out / CHECKPOINT).exists():
+        return
+    for name in RUN_FILES:
+        with contextlib.suppress(OSError):
+            (out / name).unlink(missing_ok=True)
 
 
 def _prepare_folder(
     out: Path, config: Config, *, resume: bool, overwrite: bool, label: str = ""
 ) -> str:
-    """Refuse a folder that holds a run (unless resuming or overwriting), clear what a killed
-    run left, and write the config (its label, a resumed run's saved one first, on the first
-    line); returns that label."""
+    """Clear what a killed run left, and an earlier run's files (overwriting, or an unfinished
+    run's: `_refuse` has refused a folder that holds a run), and write the config (its label, a
+    resumed run's saved one first, on the first line); returns that label."""
     try:
         for name in (*RUN_FILES, "summary.json"):
             for part in out.glob(f".{name}.*.part"):  # atomic_file's names
                 part.unlink()
         if resume:
             _check_same_run(out, config)
-        if not resume and holds_run(out):
-            if not overwrite:
-                raise FnbackpropError(
-                    f"{out} holds a run ({_describe_run(out)}): give --overwrite to replace it, "
-                    f"--resume {out} to continue it, or choose another --out"
-                )
+            label = _resumed_label(_saved_label(out), label)
+        else:
+            _refuse(out, resume=resume, overwrite=overwrite)
             for name in RUN_FILES:  # the state first, the config last (see the module doc)
                 (out / name).unlink(missing_ok=True)
-        if resume:
-            label = " ".join(x for x in (_saved_label(out), label) if x)
         head = f"{LABEL_LINE}{' '.join(label.split())}\n" if label else ""
         write_text_atomic(out / CONFIG, head + dumps(config))
         return label
@@ -671,6 +820,18 @@ def _prepare_folder(
         raise FnbackpropError(
             f"cannot write the run's files in {out} ({err.strerror or err}): choose another --out"
         ) from None
+
+
+def _resumed_label(saved: str, label: str) -> str:
+    """A resumed run's label: the saved one, then the new one; a `--set training.epochs=N` in the
+    new label replaces the saved one's (the run now has N epochs, not the number first given)."""
+    if re.search(r"--set training\.epochs\s*=", label):
+        saved = re.sub(r"\s*--set training\.epochs\s*=\s*\S*", "", saved).strip()
+    words = label.split()
+    named = words and (len(words) == 1 or words[-2] != "--set")
+    if named and words[-1] in saved.split():
+        label = " ".join(words[:-1])  # a sweep's run name, in both: kept once, where it was
+    return " ".join(x for x in (saved, label) if x)
 
 
 def _check_same_run(out: Path, config: Config) -> None:
@@ -702,7 +863,7 @@ def _describe_run(out: Path) -> str:
         total = load(out / CONFIG).training.epochs if (out / CONFIG).is_file() else "?"
         return f"{header['epoch']} of {total} epochs done"
     except FnbackpropError:
-        return ", ".join(name for name in RUN_MARKERS if (out / name).exists())
+        return ", ".join(name for name in (*RUN_MARKERS, CONFIG) if (out / name).exists())
 
 
 # -- the learning curve -------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Sweeps: every combination of some config values, trained in one process, compiled once.
 
-A list where a number is expected makes a sweep (`fnbackprop.config.load_sweep`):
+A `[sweep]` table naming any key by its dotted path, or a list where a number is expected, makes
+a sweep (`fnbackprop.config.load_sweep`):
 
     fnbackprop train experiments/configs/chapter1.toml --set 'training.seed=[0,1,2]' --out OUT
     fnbackprop train experiments/configs/chapter1.toml --set 'training.eta=[0.1,0.5,3.0]' \\
         --set 'training.seed=[0,1]' --out OUT          # the product: 6 runs
+    fnbackprop train experiments/configs/chapter1.toml --out OUT \\
+        --set 'sweep.network.activation=["sigmoid","tanh"]'   # any key: one compile per σ
 
 `run_sweep` trains the runs in this process. They share the data (loaded once) and the compiled
 epoch: η, λ, λ₁, the momentum and the dropout probability are inputs of the compiled program
@@ -28,10 +31,11 @@ sequence.
 
 What a sweep leaves in OUT:
 
-- `OUT/<name>/`, one normal run folder per run (`seed=0`, `eta=0.1,seed=2`): its config with
-  plain numbers, metrics, checkpoints and curve — `fnbackprop evaluate OUT/seed=0` and
-  `--resume OUT/seed=0` work on it as on any run;
-- `OUT/sweep.toml`: the config with its lists, from which `--resume OUT` continues the sweep;
+- `OUT/<name>/`, one normal run folder per run (`seed=0`, `eta=0.1,seed=2`,
+  `activation=tanh`): its config with plain values, metrics, checkpoints and curve —
+  `fnbackprop evaluate OUT/seed=0` and `--resume OUT/seed=0` work on it as on any run;
+- `OUT/sweep.toml`: the config with its swept keys in `[sweep]`, from which `--resume OUT`
+  continues the sweep;
 - `OUT/summary.json`: the axes, each run's best and final accuracies, and for a sweep over seeds
   the book's line ("best of 3: 95.42 %") with the median and the runs that stalled, per
   combination of the other values; written after every run;
@@ -180,6 +184,7 @@ def run_sweep(
     resume: bool = False,
     label: str = "",
     strategy: str = "auto",
+    check: bool = True,
 ) -> SweepResult:
     """Train every run of a sweep in this process, sharing data and compiled programs; with
     `out_dir`, each in its own folder `out_dir/<name>`, plus the summary and plot.
@@ -191,7 +196,12 @@ def run_sweep(
     A run that diverges is recorded as such (its folder keeps its last good epoch) and the
     sweep goes on. `overwrite` replaces a sweep (or run) already in `out_dir`; `resume`
     continues it, in sequence: finished runs are kept, interrupted ones resumed, missing ones
-    trained. Without either, a folder that holds a sweep or a run is refused.
+    trained. Without either, a folder that holds a sweep (one of its runs saved an epoch) or a
+    run is refused.
+
+    Before anything is written, every run's data are loaded and its σ and cost that are not
+    built in checked (`fnbackprop.runs.check_plugins`; `check=False`: their shapes only). A sweep
+    that fails before any of its runs saved an epoch removes what it wrote.
     """
     if strategy not in STRATEGIES:
         raise FnbackpropError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -201,13 +211,21 @@ def run_sweep(
     before = epoch_compiles()
     start = time.perf_counter()
     done: dict[str, SweepRun] = {}
+    created = writer and not out.exists()
     lock = _runs.RunLock(out) if writer else None
     if lock is not None:
         lock.acquire()
     try:
         if writer:
-            _prepare_sweep_folder(out, sweep, overwrite=overwrite, resume=resume)
+            _refuse_sweep_folder(out, overwrite=overwrite, resume=resume)
         data: dict[tuple, tuple] = {}
+        load = functools.partial(_loaded, cache=data, data_dir=data_dir, progress=progress)
+        checked: set = set()
+        for config in sweep.runs.values():  # before anything is written: plug-ins and data
+            _runs.check_plugins(config, full=check, checked=checked)
+            load(config)
+        if writer:
+            _prepare_sweep_folder(out, sweep, overwrite=overwrite, resume=resume)
         groups = _groups(sweep, "sequential" if resume else strategy)
         count = 0
         for names in groups:
@@ -222,7 +240,6 @@ def run_sweep(
                 how = " as one vmapped program" if len(names) > 1 else ""
                 echo(f"{what} of {len(sweep.runs)}{how}: {', '.join(names)}")
             count += len(names)
-            load = functools.partial(_loaded, cache=data, data_dir=data_dir, progress=progress)
             options = {"echo": echo, "overwrite": overwrite, "label": label}
             if len(names) > 1:
                 runs_ = _vmapped_runs(items, folders, load, **options)
@@ -242,9 +259,16 @@ def run_sweep(
         done = _in_order(sweep, done)
         if writer and done:
             plot_sweep(list(done.values()), out / SWEEP_PLOT, title=label)
+    except BaseException:
+        if writer and not resume:
+            _discard_unfinished_sweep(out)
+        raise
     finally:
         if lock is not None:
             lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: a sweep that failed before any run saved an epoch
     summary = summarize(sweep.axes, done, before=before)
     summary["seconds"] = time.perf_counter() - start
     if echo is not None and len(done) > 1:
@@ -294,8 +318,9 @@ def _groups(sweep: Sweep, strategy: str) -> list[list[str]]:
 
 def _loaded(config: Config, *, cache: dict, data_dir, progress: bool) -> tuple:
     """The `(train, evaluation)` arrays of `config`, loaded once for all the runs that use the
-    same data, dtype and number of outputs."""
-    key = (config.data, config.training.dtype, config.network.sizes[-1], str(data_dir))
+    same data, dtype and numbers of inputs and outputs (each checked against the data)."""
+    sizes = config.network.sizes
+    key = (config.data, config.training.dtype, sizes[0], sizes[-1], str(data_dir))
     if key not in cache:
         train, evaluation, _ = _runs.prepare_data(config, data_dir, progress=progress)
         cache[key] = (train, evaluation)
@@ -412,6 +437,7 @@ def _one_run(
             echo=say,
             data=load(config),
             label=f"{label} {name}".strip(),
+            check=False,  # checked before the sweep began
         )
         metrics, params = result.metrics, result.params
     except DivergenceError as err:
@@ -430,24 +456,35 @@ def _saved_metrics(folder: Path | None) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _prepare_sweep_folder(out: Path, sweep: Sweep, *, overwrite: bool, resume: bool) -> None:
-    """Refuse a folder holding a sweep or a run (unless overwriting or resuming); write the
-    sweep's config with its lists."""
-    old_runs = [p for p in out.iterdir() if p.is_dir() and _runs.holds_run(p)]
-    holds = (out / SUMMARY).exists() or (out / SWEEP_CONFIG).exists() or old_runs
+def _old_runs(out: Path) -> list[Path]:
+    """The run folders in `out` that hold a run (saved an epoch)."""
+    return [p for p in out.iterdir() if p.is_dir() and _runs.holds_run(p)]
+
+
+def _refuse_sweep_folder(out: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse a folder holding a single run, or a sweep one of whose runs saved an epoch (unless
+    overwriting or resuming)."""
     if _runs.holds_run(out):
         raise FnbackpropError(
             f"{out} holds a single run, not a sweep: choose another --out for the sweep"
         )
-    if holds and not (overwrite or resume):
+    old_runs = _old_runs(out)
+    if old_runs and not (overwrite or resume):
         raise FnbackpropError(
             f"{out} holds a sweep ({len(old_runs)} runs): give --overwrite to replace it, "
             f"--resume {out} to continue it, or choose another --out"
         )
-    if overwrite:
-        for name in (SUMMARY, SWEEP_PLOT, SWEEP_CONFIG):
+
+
+def _prepare_sweep_folder(out: Path, sweep: Sweep, *, overwrite: bool, resume: bool) -> None:
+    """Clear what an earlier sweep left (overwriting, or one with no saved epoch), and an
+    unfinished single run's files; write the sweep's config with its lists."""
+    _refuse_sweep_folder(out, overwrite=overwrite, resume=resume)
+    if not resume:
+        for name in (SUMMARY, SWEEP_PLOT, SWEEP_CONFIG, *_runs.RUN_FILES):
             (out / name).unlink(missing_ok=True)
-        for folder in old_runs:
+    if overwrite:
+        for folder in _old_runs(out):
             if folder.name not in sweep.runs:  # a run of the old sweep that the new one lacks
                 with _runs.RunLock(folder):
                     for name in _runs.RUN_FILES:
@@ -458,6 +495,16 @@ def _prepare_sweep_folder(out: Path, sweep: Sweep, *, overwrite: bool, resume: b
                     pass  # the user's own files stay
     first = next(iter(sweep.runs.values()))
     write_text_atomic(out / SWEEP_CONFIG, dumps(first, sweep.axes))
+
+
+def _discard_unfinished_sweep(out: Path) -> None:
+    """Remove the sweep's own files if none of its runs saved an epoch (each run removes its
+    own files itself)."""
+    if not out.is_dir() or _old_runs(out):
+        return
+    for name in (SUMMARY, SWEEP_PLOT, SWEEP_CONFIG):
+        with contextlib.suppress(OSError):
+            (out / name).unlink(missing_ok=True)
 
 
 # -- the summary ----------------------------------------------------------------------------------

@@ -301,3 +301,65 @@ def test_the_command_refuses_what_it_cannot_import(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "no_such_module_here" in err and "PYTHONPATH" in err
+
+
+# -- the check before training (`fnbackprop train`, issue 17) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plugin, output, failing",
+    [
+        (Swish(), None, []),
+        (Huber(), "sigmoid", []),
+        (WrongSwish(), None, ["σ′ = jax.grad of σ", "backward = jax.vjp of σ, one example",
+                              "backward = jax.vjp of σ, examples as columns"]),
+        (WrongAxisGradient(), "sigmoid", ["∇_a C treats each example alone", *(
+            f"{row}, sigmoid, {y}" for y in ("one-hot y", "soft y")
+            for row in ("∇_a C = jax.grad of C", "δ^L (BP1) = jax.grad in z^L"))]),
+        (AllAxesSoftmax(), None, ["backward = jax.vjp of σ, examples as columns",
+                                  "σ treats each example alone"]),
+    ],
+)  # fmt: skip
+def test_the_check_before_training_fails_the_rows_the_full_check_fails(plugin, output, failing):
+    """`check_contract` runs a subset of the rows in one compiled program: each of its rows is
+    a row of `check_activation` / `check_cost`, with the same verdict (the float32 row aside,
+    which it reads from the traced dtypes)."""
+    quick = check.check_contract(plugin, output=output)
+    if isinstance(plugin, fb.Activation):
+        full = check.check_activation(plugin, networks=False)
+    else:
+        full = check.check_cost(plugin, networks=False)
+    verdicts = {r.test: r.ok for r in full}
+    assert [r.test for r in quick if not r.ok] == failing
+    assert all(verdicts[r.test] == r.ok for r in quick[:-1])
+    assert quick[-1].test == "keeps float32" and quick[-1].ok
+    if isinstance(plugin, WrongSwish):  # the same place as the full check names
+        assert quick[0].where == full[0].where == "z = -1.66: σ′ -0.018455, jax.grad -0.0630235"
+
+
+def test_the_check_before_training_takes_well_under_a_second():
+    """One compiled program per plug-in, no random-number program: 0.3–0.4 s each on the
+    2-core CI machine (the eager rows took 2–5 s each, a compile per operation)."""
+    import time
+
+    jnp.zeros(1).block_until_ready()  # JAX started, as it is when training begins
+    start = time.perf_counter()
+    assert all(r.ok for r in check.check_contract(Swish()))
+    assert all(r.ok for r in check.check_contract(Huber(), output="sigmoid"))
+    assert time.perf_counter() - start < 2.0
+
+
+def test_the_shapes_of_a_plug_in_are_read_without_computing():
+    class WrongShape(Swish):
+        def __call__(self, z):
+            return jnp.sum(z, axis=0, keepdims=True)
+
+    assert check.contract_shapes(Swish(), 8) == check.contract_shapes(Huber(), 10) == ""
+    assert check.contract_shapes(WrongShape(), 8) == (
+        "σ(z) returned shape (1,) for z of shape (8,), expected (8,) (σ acts on axis 0, the "
+        "neurons, and keeps the shape)"
+    )
+    assert check.contract_shapes(WrongAxisHuber(), 10) == (
+        "C(a, y) returned shape () for a and y of shape (10, 3), expected (3,) (C sums over "
+        "axis 0 only, one cost per example)"
+    )

@@ -139,7 +139,11 @@ def _error_cases(root: Path, mnist_dir: Path) -> dict[str, tuple[list, dict, lis
         "resume a run without a checkpoint": (
             [*train, "--resume", root / "no_ckpt"],
             {},
-            ["nothing to resume: no checkpoint.eqx in", "no_ckpt"],
+            [
+                f"nothing to resume in {root / 'no_ckpt'}: its run saved no epoch (no "
+                f"checkpoint.eqx); start it again with `fnbackprop train "
+                f"{root / 'no_ckpt' / 'config.toml'} --out {root / 'no_ckpt'}`"
+            ],
         ),
         "evaluate a file that is no checkpoint": (
             ["evaluate", root / "run" / runs.CONFIG],
@@ -479,3 +483,67 @@ def test_two_trainings_into_one_folder_the_second_fails_at_once(
     assert "\r" not in out + err  # not a terminal: no progress bar, one line per epoch
     third = cli_process("train", *args, "--quiet")
     one_line_error(third, f"{run} holds a run (", "give --overwrite to replace it")
+
+
+# -- your own σ and cost, as a new user meets them (issue 17) -------------------------------------
+
+
+def _folder(path: Path):
+    """Every file under `path` with its bytes (None if there is no such folder)."""
+    if not path.exists():
+        return None
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def test_a_broken_plug_in_is_named_before_anything_is_written(tmp_path, mnist_dir, cli_process):
+    """A σ of the wrong shape, a wrong σ′ and a cost summed over every axis (tests/
+    broken_plugins.py): each is refused before the first epoch with one line naming the plug-in,
+    what it gave against what was expected and the `fnbackprop check` command, exit code 2; the
+    --out folder is as it was. `--no-check` trains the wrong σ′ anyway (its shapes are right)."""
+    small = tmp_path / "small.toml"
+    small.write_text(
+        "[network]\nsizes = [784, 8, 10]\n[training]\nepochs = 1\nmini_batch_size = 50\n"
+        "[data]\ntrain_size = 500\n"
+    )
+    kept, other = tmp_path / "kept", tmp_path / "other"  # one folder per run: they run at once
+    for folder in (kept, other):
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    sigma = "--set=network.activation=['broken_plugins:{}', 'sigmoid']".format
+    cost = "--set=network.cost=broken_plugins:SumsEverything"
+    common = ["train", small, "--quiet", "--data-dir", mnist_dir]
+    cases = {
+        "wrong shape": ([sigma("WrongShape"), "--out", tmp_path / "new"], tmp_path / "new", [
+            "fnbackprop: error: activation 'broken_plugins:WrongShape' in layer 2 (8 neurons): "
+            "σ(z) returned shape (1,) for z of shape (8,), expected (8,) (σ acts on axis 0, the "
+            "neurons, and keeps the shape)",
+            "check it with `fnbackprop check --activation broken_plugins:WrongShape`",
+        ]),
+        "wrong σ′": ([sigma("BadPrime"), "--out", kept], kept, [
+            "fnbackprop: error: activation 'broken_plugins:BadPrime' fails its contract check "
+            "before training (3 of 5 rows): σ′ = jax.grad of σ: relative error 4.1e-02 at "
+            "z = -1.66: σ′ -0.018455, jax.grad -0.0630235; see every row with `fnbackprop check "
+            "--activation broken_plugins:BadPrime`, or give --no-check to train anyway",
+        ]),
+        "cost over every axis, --no-check": ([cost, "--no-check", "--out", other], other, [
+            "fnbackprop: error: cost 'broken_plugins:SumsEverything' on the output layer (10 "
+            "neurons): C(a, y) returned shape () for a and y of shape (10, 3), expected (3,) (C "
+            "sums over axis 0 only, one cost per example)",
+            "`fnbackprop check --cost broken_plugins:SumsEverything`",
+        ]),
+    }  # fmt: skip
+    before = {name: _folder(out) for name, (_, out, _) in cases.items()}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        done = {
+            name: pool.submit(cli_process, *common, *args, env=env)
+            for name, (args, _, _) in cases.items()
+        }
+    for name, (_, out, fragments) in cases.items():
+        one_line_error(done[name].result(), *fragments)
+        assert _folder(out) == before[name], name  # nothing written, nothing lost
+    assert before["wrong shape"] is None and _folder(other) == {"notes.txt": b"mine"}
+    anyway = cli_process(*common, sigma("BadPrime"), "--no-check", "--out", kept, env=env)
+    assert anyway.returncode == 0, anyway.stderr
+    assert "Epoch 0: " in anyway.stdout and (kept / "notes.txt").read_text() == "mine"
+    assert runs.holds_run(kept)

@@ -432,7 +432,7 @@ def test_lists_where_numbers_are_expected_make_a_sweep(tmp_path):
                                     "eta=3.0,seed=0"]  # fmt: skip
     assert sweep.runs["eta=3.0,seed=1"].training.eta == 3.0
     assert len(sweep.runs) == 6
-    with pytest.raises(ConfigError, match=rf"^{path}: training.eta is a list, \[0.1, 3.0\]"):
+    with pytest.raises(ConfigError, match=rf"^{path}: training.eta is swept, \[0.1, 3.0\]"):
         config.load(path)
     with pytest.raises(ConfigError, match=r"^--set training.seed=\[1, 1\]: .* lists a value twice"):
         config.load_sweep(path, ["training.seed=[1, 1]"])
@@ -499,3 +499,74 @@ def test_a_wrong_layer_is_one_line(edit, message):
         config.parse(tomllib.loads(text), source="net.toml")
     line = str(err.value)
     assert message in line and "\n" not in line and line.startswith("net.toml")
+
+
+# -- [sweep]: any key by its dotted path (issue 17) ----------------------------------------------
+
+
+def test_a_sweep_table_names_any_key_and_set_says_the_same(tmp_path):
+    """Quoted or bare dotted keys in [sweep], `--set sweep.KEY=[...]` with or without quotes,
+    and the number shorthand: one sweep, its runs named by the values, read back from its file."""
+    path = write(
+        tmp_path,
+        '[network]\nactivation = "sigmoid"\n[training]\neta = [0.5, 3.0]\n[sweep]\n'
+        '"network.activation" = ["sigmoid", "tanh"]\nnetwork.sizes = [[784, 30, 10], '
+        "[784, 100, 10]]\n",
+    )
+    sweep = config.load_sweep(path, ['sweep."training.seed"=[0, 1]'])
+    assert list(sweep.axes) == [
+        "training.eta", "network.activation", "network.sizes", "training.seed",
+    ]  # fmt: skip
+    assert len(sweep.runs) == 16
+    name = "eta=3.0,activation=tanh,sizes=[784,100,10],seed=1"
+    assert sweep.runs[name].network.activation == "tanh"
+    assert sweep.runs[name].network.sizes == (784, 100, 10)
+    plain = write(tmp_path, "[training]\neta = [0.5, 3.0]\n")
+    same = config.load_sweep(plain, [
+        'sweep.network.activation=["sigmoid", "tanh"]',
+        "sweep.network.sizes=[[784, 30, 10], [784, 100, 10]]",
+        "sweep.training.seed=[0, 1]",
+    ])  # fmt: skip
+    assert same == sweep
+    saved = tmp_path / "sweep.toml"
+    saved.write_text(config.dumps(next(iter(sweep.runs.values())), sweep.axes))
+    assert "[sweep]" in saved.read_text() and config.load_sweep(saved) == sweep
+    one = tmp_path / "one.toml"
+    one.write_text("")
+    item = 'sweep.network.activation=["sigmoid", "tanh"]'
+    with pytest.raises(ConfigError) as info:
+        config.load(one, [item])
+    assert str(info.value).startswith(
+        f"--set {item}: network.activation is swept, ['sigmoid', 'tanh']: that makes a sweep"
+    )
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ('sweep.network.activaton=["tanh"]',
+         "--set sweep.network.activaton=[\"tanh\"]: unknown key network.activaton in [sweep] "
+         "(did you mean 'network.activation'?); a swept key is section.key, one of: "
+         "network.sizes, network.activation, network.cost"),
+        ("sweep.network.activation=[sigmoid,tanh]",
+         "--set sweep.network.activation=[sigmoid,tanh]: [sweep] network.activation must be a "
+         "list of the values to try, got '[sigmoid,tanh]' (quote names: [\"sigmoid\", \"tanh\"])"),
+        ("sweep.training.eta=[1.0, 2.0]",
+         "--set sweep.training.eta=[1.0, 2.0]: training.eta is swept twice, in [sweep] and as a "
+         "list in [training]: give its values in one place"),
+        ('network.cost=["quadratic", "cross_entropy"]',
+         "network.cost must be a string, got ['quadratic', 'cross_entropy']; to try several, "
+         "list them in [sweep]: \"network.cost\" = [...] (or --set 'sweep.network.cost=[...]')"),
+        ('network.activation=["sigmoid", "tanh", "relu"]',
+         "activation lists 3 names for the 2 layers after the input of sizes [784, 30, 10] (a "
+         "list is one σ per layer; to try several σ, list them in [sweep]"),
+        ('sweeps.training.seed=[0, 1]',
+         "unknown section [sweeps] (did you mean 'sweep'?); valid sections: network, training, "
+         "data, sweep"),
+    ],
+)  # fmt: skip
+def test_a_sweep_mistake_is_one_line_naming_the_choices(tmp_path, item, message):
+    path = write(tmp_path, "[training]\neta = [0.5, 3.0]\n")
+    with pytest.raises(ConfigError) as info:
+        config.load_sweep(path, [item])
+    assert message in str(info.value) and "\n" not in str(info.value)

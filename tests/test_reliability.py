@@ -191,8 +191,9 @@ def test_run_training_checks_its_config_before_loading_data(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # nothing written
 
 
-def test_a_fresh_run_clears_what_an_earlier_run_left(tmp_path):
-    """Temporary files of a killed run go, and so does a checkpoint of another config."""
+def test_a_fresh_run_clears_what_an_earlier_run_left(tmp_path, monkeypatch):
+    """Temporary files of a killed run go, and so does a checkpoint of another config, once the
+    new run's data are there: a run that stops at its data changes nothing."""
     run = tmp_path / "run"
     run.mkdir()
     stale = [
@@ -203,12 +204,30 @@ def test_a_fresh_run_clears_what_an_earlier_run_left(tmp_path):
     for path in stale:
         path.write_bytes(b"left behind")
     (run / "notes.txt").write_text("the user's own file")
-    # mnist_pkl is never downloaded: the run stops at the data, after preparing its folder
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    # mnist_pkl is never downloaded: the run stops at the data, before touching its folder
     c = config.parse({"data": {"dataset": "mnist_pkl", "dir": str(tmp_path / "no_data")}})
     with _raises(fb.DataError, "mnist.pkl.gz not found"):
         runs.run_training(c, run, progress=False, overwrite=True)  # it holds a checkpoint
-    assert sorted(p.name for p in run.iterdir()) == ["config.toml", "notes.txt"]
-    assert config.load(run / "config.toml") == c
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # with data, the folder is cleared and the config written; a run stopped in its first epoch
+    # then removes what it wrote
+    written = []
+
+    def interrupted(*args, **kwargs):
+        written.append(sorted(p.name for p in run.iterdir()))
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(runs, "fit", interrupted)
+    X = np.zeros((20, 784), np.float32)
+    labels = np.arange(20) % 10
+    data = ((X, np.eye(10, dtype=np.float32)[labels]), {"validation": (X, labels)})
+    small = config.parse({"data": {"train_size": 20}, "training": {"mini_batch_size": 10}})
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_training(small, run, progress=False, overwrite=True, data=data)
+    assert written == [[".lock", "config.toml", "metrics.jsonl", "notes.txt"]]  # stale ones gone
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
 
 
 # -- divergence ------------------------------------------------------------------------------------

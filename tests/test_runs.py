@@ -271,3 +271,98 @@ def test_a_killed_overwrite_never_mixes_two_runs(tmp_path, data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(small(epochs=1, eta=0.1), out, data, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == []  # everything of the old run is gone
+
+
+# -- a folder without a finished epoch (issue 17) ------------------------------------------------
+
+
+def _contents(folder):
+    """Every file under `folder` with its bytes (None if the folder does not exist)."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_folder_without_a_finished_epoch_is_not_a_run_and_the_advice_leads_out(tmp_path, data):
+    """What a run killed before its first epoch leaves (its config.toml and an empty
+    metrics.jsonl) is no run: a new run goes in without --overwrite; `--resume` says so and
+    names the command that starts it again, which works."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / runs.CONFIG).write_text(config.dumps(small(epochs=1)))
+    (out / runs.METRICS).write_text("")
+    assert not runs.holds_run(out)
+    with pytest.raises(FnbackpropError) as info:
+        train(small(epochs=1), out, data, resume=True)
+    advice = (
+        f"nothing to resume in {out}: its run saved no epoch (no checkpoint.eqx); start it "
+        f"again with `fnbackprop train {out / runs.CONFIG} --out {out}`"
+    )
+    assert str(info.value) == advice
+    assert sorted(p.name for p in out.iterdir()) == [runs.CONFIG, runs.METRICS]  # untouched
+    again = train(config.load(out / runs.CONFIG), out, data)  # what the advice says
+    assert len(again.metrics) == 1 and runs.holds_run(out)
+    assert runs.checkpoint.read_header(out / runs.CHECKPOINT)["epoch"] == 1
+
+
+def test_best_eqx_alone_is_kept_and_the_advice_does_not_offer_resume(tmp_path, data):
+    out = tmp_path / "run"
+    train(small(epochs=1), out, data)
+    (out / runs.CHECKPOINT).unlink()  # as if killed between best.eqx and checkpoint.eqx
+    before = _contents(out)
+    with pytest.raises(FnbackpropError) as info:
+        train(small(epochs=1), out, data)
+    assert str(info.value) == (
+        f"{out} holds a run's best.eqx but no checkpoint.eqx to resume from: give --overwrite "
+        "to replace it, or choose another --out"
+    )
+    assert _contents(out) == before
+
+
+@pytest.mark.parametrize("where", ["new folder", "folder with the user's file"])
+@pytest.mark.parametrize("failure", ["train_size", "interrupted", "plug-in"])
+def test_a_run_that_fails_before_its_first_epoch_leaves_the_folder_as_it_was(
+    tmp_path, mnist_dir, monkeypatch, failure, where
+):
+    """Data that do not fit and a broken plug-in are found before anything is written; Ctrl-C
+    in the first epoch removes what the run wrote: the folder is as it was, or not there."""
+    out = tmp_path / "run"
+    if where != "new folder":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    before = _contents(out)
+    c, error = small(epochs=1), FnbackpropError
+    if failure == "train_size":
+        c = config.parse(SMALL | {"data": {"train_size": 50_001}})
+    elif failure == "plug-in":
+        monkeypatch.syspath_prepend(str(REPO / "tests"))
+        c = config.parse(SMALL | {"network": SMALL["network"] | {"activation": [
+            "broken_plugins:WrongShape", "sigmoid"]}})  # fmt: skip
+    else:
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+            yield
+
+        monkeypatch.setattr(runs, "fit", interrupted)
+        error = KeyboardInterrupt
+    with pytest.raises(error):
+        runs.run_training(c, out, data_dir=mnist_dir, progress=False, echo=None)
+    assert _contents(out) == before
+
+
+def test_a_resumed_run_s_label_shows_its_new_length(tmp_path, data):
+    out = tmp_path / "run"
+    label = "--set training.epochs=1 --set training.eta=0.5"
+    train(small(epochs=1, eta=0.5), out, data, label=label)
+    more = runs.resumed_config(out, ["training.epochs=2"])
+    train(more, out, data, resume=True, label="--set training.epochs=2")
+    first = (out / runs.CONFIG).read_text().splitlines()[0]
+    assert first == "# label: --set training.eta=0.5 --set training.epochs=2"
+    assert config.load(out / runs.CONFIG).training.epochs == 2
+    # a sweep's run: its name once, the old length gone
+    saved = "--set training.epochs=2 --set training.seed=[0,1] seed=0"
+    assert runs._resumed_label(saved, "--set training.epochs=4 seed=0") == (
+        "--set training.seed=[0,1] seed=0 --set training.epochs=4"
+    )
+    assert runs._resumed_label("seed=0", "seed=0") == "seed=0"

@@ -1,7 +1,11 @@
 """Sweeps: a list where a number is expected trains every combination, compiled once, each run in
 its own folder, with a summary that carries the book's "best of 3" line."""
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO
@@ -41,7 +45,7 @@ def test_a_sweep_file_round_trips(tmp_path):
     path.write_text(config.dumps(base(), sweep.axes))
     again = config.load_sweep(path)
     assert again.axes == sweep.axes and again.runs == sweep.runs
-    with pytest.raises(config.ConfigError, match=r"training.lmbda is a list, \[0.0, 5.0\]: that "
+    with pytest.raises(config.ConfigError, match=r"training.lmbda is swept, \[0.0, 5.0\]: that "
                        "makes a sweep"):  # fmt: skip
         config.load(path)
 
@@ -161,3 +165,85 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
         assert relative_error(run.params, mine[2]) == 0.0  # the result holds its parameters
     assert len(together.runs["eta=0.0,lmbda=1.0"].metrics) == 2  # η = 0 stops after epoch 1
     assert len(together.runs["eta=0.5,lmbda=1.0"].metrics) == 3
+
+
+def test_a_sweep_checks_every_run_before_writing_and_a_folder_without_a_saved_epoch_is_reused(
+    tmp_path, mnist_dir, monkeypatch
+):
+    """A broken plug-in or data that do not fit, in any run, stop the sweep before its folder is
+    written; a sweep folder none of whose runs saved an epoch is no sweep to protect."""
+    monkeypatch.syspath_prepend(str(REPO / "tests"))
+    out = tmp_path / "sweep"
+    seeds = {"training.seed": [0, 1]}
+    broken = config.parse(BASE | {"network": BASE["network"] | {
+        "activation": ["broken_plugins:WrongShape", "sigmoid"]}})  # fmt: skip
+    with pytest.raises(FnbackpropError, match="activation 'broken_plugins:WrongShape' in layer 2"):
+        sweeps.run_sweep(sweeps.grid(broken, seeds), out, data_dir=mnist_dir, echo=None)
+    too_many = config.parse(BASE | {"data": {"train_size": 50_001}})
+    with pytest.raises(FnbackpropError, match=r"data\.train_size = 50,001 is more than"):
+        sweeps.run_sweep(sweeps.grid(too_many, seeds), out, data_dir=mnist_dir, echo=None)
+    assert not out.exists()
+    out.mkdir()  # what a sweep killed before any run saved an epoch leaves
+    (out / sweeps.SWEEP_CONFIG).write_text(config.dumps(base(), seeds))
+    (out / "seed=0").mkdir()
+    (out / "seed=0" / runs.CONFIG).write_text(config.dumps(base()))
+    result = sweeps.run_sweep(sweeps.grid(base(), seeds), out, data_dir=mnist_dir,
+                              progress=False, echo=None)  # fmt: skip
+    assert list(result.runs) == ["seed=0", "seed=1"] and all(
+        runs.holds_run(out / name) for name in result.runs
+    )
+
+
+def test_a_sweep_over_activations_compiles_once_per_structure_and_names_its_axes(
+    tmp_path, mnist_dir
+):
+    """Two σ × two seeds: the seeds of one σ share a program, each σ compiles once, all in one
+    process; folders, summary and the book's lines are named by the values."""
+    quadratic = dataclasses.replace(
+        base(), network=dataclasses.replace(base().network, cost="quadratic")
+    )
+    grid = sweeps.grid(quadratic, {"network.activation": ["sigmoid", "tanh"],
+                                   "training.seed": [0, 1]})  # fmt: skip
+    out = tmp_path / "sweep"
+    before = training.epoch_compiles()
+    result = sweeps.run_sweep(grid, out, data_dir=mnist_dir, progress=False, echo=None)
+    assert training.epoch_compiles() - before == 2
+    assert result.summary["epoch_programs_compiled"] == 2
+    assert list(result.runs) == [
+        "activation=sigmoid,seed=0", "activation=sigmoid,seed=1",
+        "activation=tanh,seed=0", "activation=tanh,seed=1",
+    ]  # fmt: skip
+    for name, run in result.runs.items():
+        assert config.load(out / name / runs.CONFIG) == run.config
+    assert [g["name"] for g in result.summary["groups"]] == [
+        "activation=sigmoid",
+        "activation=tanh",
+    ]
+    assert result.summary["book_lines"][1].startswith("activation=tanh: best of 2: ")
+
+
+@pytest.mark.slow
+def test_the_command_sweeps_any_key_given_with_set(tmp_path, mnist_dir):
+    path = tmp_path / "small.toml"
+    path.write_text(config.dumps(base()))
+    out = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "fnbackprop.cli", "train", path, "--set", "network.cost=quadratic",
+         "--set", 'sweep.network.activation=["sigmoid","tanh"]', "--set",
+         'sweep."network.sizes"=[[784,9,10],[784,12,10]]', "--out", out, "--data-dir", mnist_dir],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    names = [f"activation={a},sizes=[784,{n},10]" for a in ("sigmoid", "tanh") for n in (9, 12)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*names, "summary.json", "sweep.png", "sweep.toml"]
+    )
+    summary = json.loads((out / sweeps.SUMMARY).read_text())
+    assert summary["axes"] == {
+        "network.activation": ["sigmoid", "tanh"],
+        "network.sizes": [[784, 9, 10], [784, 12, 10]],
+    }
+    assert summary["epoch_programs_compiled"] == 4
+    assert [r["name"] for r in summary["runs"]] == names
+    assert config.load_sweep(out / sweeps.SWEEP_CONFIG).axes == summary["axes"]

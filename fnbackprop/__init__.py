@@ -42,6 +42,10 @@ _EXPORTS = {
     "backprop_vmap": "backward",
     "backpropagate_errors": "backward",
     "cost_with_backprop": "backward",
+    "Layer": "layers",
+    "Dense": "layers",
+    "layer_errors": "speeds",
+    "learning_speeds": "speeds",
     "alternate_presentation_grad": "references",
     "autodiff_grad": "references",
     "count_paths": "references",
@@ -63,9 +67,11 @@ _SUBMODULES = (
     "checkpoint",
     "cli",
     "config",
+    "conv",
     "costs",
     "data",
     "errors",
+    "layers",
     "network",
     "optimizers",
     "references",
@@ -73,6 +79,7 @@ _SUBMODULES = (
     "runs",
     "schedules",
     "sharding",
+    "speeds",
     "sweeps",
     "training",
     "validation",
@@ -107,9 +114,11 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
         checkpoint as checkpoint,
         cli as cli,
         config as config,
+        conv as conv,
         costs as costs,
         data as data,
         errors as errors,
+        layers as layers,
         network as network,
         optimizers as optimizers,
         references as references,
@@ -117,6 +126,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
         runs as runs,
         schedules as schedules,
         sharding as sharding,
+        speeds as speeds,
         sweeps as sweeps,
         training as training,
         validation as validation,
@@ -139,6 +149,14 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     )
     from .costs import (
         Cost as Cost,
+    )
+    from .layers import (
+        Dense as Dense,
+        Layer as Layer,
+    )
+    from .speeds import (
+        layer_errors as layer_errors,
+        learning_speeds as learning_speeds,
     )
     from .errors import (
         CheckpointError as CheckpointError,

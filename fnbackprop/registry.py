@@ -28,6 +28,7 @@ import inspect
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -107,8 +108,11 @@ def _what_it_has(owner: Any, missing: str, fits: Callable[[Any], bool] | None, p
     """'; its activations: A, B' — what `owner` (a module, or a class in it) offers instead of
     `missing`: the public names `fits` accepts, else every public name, and the nearest."""
     public = [n for n in getattr(owner, "__all__", None) or dir(owner) if not n.startswith("_")]
-    public = [n for n in public if not inspect.ismodule(getattr(owner, n, None))]
-    fitting = [n for n in public if fits is not None and _accepts(fits, getattr(owner, n, None))]
+    with warnings.catch_warnings():  # looking at a deprecated name (optax has some) is no use
+        warnings.simplefilter("ignore")
+        found = {n: getattr(owner, n, None) for n in public}
+    public = [n for n in public if not inspect.ismodule(found[n])]
+    fitting = [n for n in public if fits is not None and _accepts(fits, found[n])]
     names, label = (fitting, f"its {plural}") if fitting else (public, "its public names")
     if not names:
         return "; it has no public names"

@@ -133,7 +133,7 @@ def test_summed_gradients_is_the_sum_over_the_examples(x64, layer):
     assert tree_allclose(summed(p, flat, G), total, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("formulation", [conv.IM2COL, conv.LAX, conv.FASTEST], ids=str)
+@pytest.mark.parametrize("formulation", [conv.IM2COL, conv.LAX, conv.FASTEST], ids=lambda f: f.name)
 def test_every_formulation_computes_the_same_correlations(x64, formulation):
     w, a, delta = _draw(jax.random.key(5), (4, 3, 3, 2), (3, 7, 6, 5), (4, 5, 5, 5))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import chapter5_unstable
+from experiments import chapter5_unstable, common
 
 pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("results_untouched")]
 
@@ -49,3 +49,14 @@ def test_speeds_during_training_and_the_sweeps_are_recorded(results):
     relu = table["relu, normal"]
     assert relu["speeds_at_init_median"][0] > relu["speeds_at_init_median"][-2]  # explodes
     assert all(len(e["runs"]) == 1 for e in results["depths"].values())
+
+
+def test_the_sigma_by_init_sweep_is_one_config():
+    from fnbackprop import config
+
+    sweep = config.load_sweep(common.CONFIGS / "chapter5_sigma_init.toml")
+    assert len(sweep.runs) == 5 * 2 * 2
+    hidden = {c.network.activation[0] for c in sweep.runs.values()}
+    assert hidden == set(chapter5_unstable.SIGMAS)
+    assert {c.network.init for c in sweep.runs.values()} == set(chapter5_unstable.INITS)
+    assert all(c.training.monitor_layer_speed for c in sweep.runs.values())

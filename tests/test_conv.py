@@ -323,7 +323,14 @@ def test_the_layers_are_exported_and_hashable():
 def test_the_conv_benchmark_runs_and_gives_its_ratios():
     from benchmarks import conv as bench
 
-    rows = bench.rows({"mini_batches": (2,), "rounds": 1, "per_call": 1}, None)
+    settings = bench.QUICK | {
+        "mini_batches": (2,),
+        "rounds": 1,
+        "per_call": 1,
+        "epoch_examples": 20,
+        "epoch_rounds": 1,
+    }
+    rows = bench.rows(settings, None)
     gradients = [r for r in rows if r["case"] == "conv gradient"]
     assert {(r["method"], r["formulation"]) for r in gradients} == {
         *((m, f) for m in ("backprop", "backprop_vjp") for f in bench.FORMULATIONS),

@@ -43,9 +43,9 @@ def test_chapter1_config_is_the_books_first_network():
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_shipped_config_loads_and_builds(path):
-    c = config.load(path)
-    net = config.build_network(c)
-    assert net.sizes == c.network.sizes
+    for c in config.load_sweep(path).runs.values():  # one run, or each run of a [sweep]
+        net = config.build_network(c)
+        assert net.sizes == c.network.sizes
 
 
 def test_shipped_configs_cover_the_issue():
@@ -57,7 +57,8 @@ def test_shipped_configs_cover_the_issue():
             c.training.lmbda,
             c.training.mini_batch_size,
         )
-        for c in map(config.load, CONFIGS.glob("*.toml"))
+        for path in CONFIGS.glob("*.toml")
+        for c in config.load_sweep(path).runs.values()
     }
     for wanted in [
         ((784, 30, 10), 3.0, "quadratic", 0.0, 10),

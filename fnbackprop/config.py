@@ -479,11 +479,8 @@ def _from_layers(config: Config, given: Mapping[str, Any], source: str, sources=
         "init": schemes,
     }
     for key, value in derived.items():
-        if (
-            key in given
-            and getattr(n, key) != value
-            and not (key == "init" and given[key] == n.init and isinstance(n.init, str))
-        ):
+        one_default = key == "init" and isinstance(n.init, str)  # every layer's, not a list
+        if key in given and getattr(n, key) != value and not one_default:
             shown = list(value) if key == "sizes" else value
             raise ConfigError(
                 f"{_source(source, sources, f'network.{key}')}: network.{key} = "
@@ -506,11 +503,10 @@ def layer_stack(config: Config) -> tuple[tuple, tuple[str, ...]]:
         sigma = activations.get(spec.activation)
         if spec.kind == "dense":
             layer = Dense(math.prod(shape), _positive_size(spec.size, "size"), sigma)
-        elif spec.kind == "conv_pool":
-            filters = _positive_size(spec.filters, "filters")
-            layer = conv.ConvPool(shape, filters, spec.kernel, spec.pool, sigma)
+        elif spec.kind == "conv_pool":  # the conv layers check their own filters
+            layer = conv.ConvPool(shape, spec.filters, spec.kernel, spec.pool, sigma)
         elif spec.kind == "conv":
-            layer = conv.Conv2D(shape, _positive_size(spec.filters, "filters"), spec.kernel, sigma)
+            layer = conv.Conv2D(shape, spec.filters, spec.kernel, sigma)
         else:
             layer = conv.MaxPool(shape, spec.pool)
         layers.append(layer)

@@ -16,7 +16,9 @@ as network3's `>=` picks it).
 The runs take hours on 2 cores, so each is a run folder under `--runs` (default
 `runs/chapter6/RUNG/seedS`) that a later invocation resumes (`run_training(resume=True)`): run
 the command again to continue where the last one stopped. `--rungs` picks the rungs; the JSON
-says, for every run, how many epochs it has done and whether it is complete. `--quick` trains
+says, for every run, how many epochs it has done and whether it is complete. `--report` writes
+the JSON from the run folders as they stand, training nothing (a rung still running elsewhere
+is reported at the epochs its checkpoint holds). `--quick` trains
 each selected rung for one epoch on 2,000 images in a folder of its own.
 """
 
@@ -27,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import common
+from fnbackprop import checkpoint, runs
 from fnbackprop import config as fconfig
-from fnbackprop import runs
 
 #: rung -> (config name, Nielsen's figure, what the rung adds)
 RUNGS = {
@@ -36,10 +38,12 @@ RUNGS = {
     "2": ("chapter6_rung2", 0.9878, "+ conv-pool 20 × 5×5"),
     "3": ("chapter6_rung3", 0.9906, "+ conv-pool 40 × 5×5"),
     "4": ("chapter6_rung4", 0.9923, "ReLU, L2, η = 0.03"),
+    "5": ("chapter6_rung5", 0.9937, "expanded data"),
+    "6": ("chapter6_rung6", 0.9960, "2 × dense 1000, dropout"),
 }
-#: seeds per rung: three of the dense rung (3 minutes each), one of each convolutional rung so far
-#: (10–15 s per epoch on 2 cores: 10–15 minutes a run)
-SEEDS = {"1": (0, 1, 2), "2": (0,), "3": (0,), "4": (0,)}
+#: seeds per rung: three of the dense rung (3 minutes each), one of each convolutional rung (on 2
+#: cores 10–15 s per epoch for rungs 2–4, 10–15 minutes a run; about 65 s for rung 5, 70 minutes)
+SEEDS = {"1": (0, 1, 2), "2": (0,), "3": (0,), "4": (0,), "5": (0,), "6": (0,)}
 QUICK = {"epochs": 1, "train_size": 2_000, "seeds": (0,)}
 DEFAULT_RUNS = common.REPO / "runs" / "chapter6"
 
@@ -56,7 +60,14 @@ def network3_figure(metrics: list[dict]) -> dict:
     }
 
 
-def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir) -> dict:
+def saved_metrics(out: Path) -> list[dict]:
+    """The metrics of the epochs a run folder's checkpoint holds, without training."""
+    if not (out / runs.CHECKPOINT).is_file():
+        raise SystemExit(f"chapter6_ladder: --report: no run in {out}; train it first")
+    return list(checkpoint.read_header(out / runs.CHECKPOINT)["metrics"])
+
+
+def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bool) -> dict:
     name, book, what = RUNGS[rung]
     entry: dict = {"config": name, "book": book, "adds": what, "runs": []}
     for seed in seeds:
@@ -70,16 +81,18 @@ def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir) -> dict:
         out = folder / rung / f"seed{seed}"
         resume = (out / runs.CHECKPOINT).is_file()
         start = time.perf_counter()
-        result = runs.run_training(
-            config,
-            out,
-            resume=resume,
-            overwrite=quick and not resume,
-            data_dir=data_dir,
-            progress=False,
-            echo=lambda line, label=f"rung {rung} seed {seed}": print(f"{label}: {line}"),
-        )
-        metrics = result.metrics
+        if report:
+            metrics = saved_metrics(out)
+        else:
+            metrics = runs.run_training(
+                config,
+                out,
+                resume=resume,
+                overwrite=quick and not resume,
+                data_dir=data_dir,
+                progress=False,
+                echo=lambda line, label=f"rung {rung} seed {seed}": print(f"{label}: {line}"),
+            ).metrics
         entry["runs"].append(
             {
                 "seed": seed,
@@ -100,16 +113,19 @@ def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir) -> dict:
     return entry
 
 
-def run(quick: bool = False, data_dir: str | None = None, rungs=None, folder=None) -> dict:
+def run(
+    quick: bool = False, data_dir: str | None = None, rungs=None, folder=None, report=False
+) -> dict:
     folder = Path(folder) if folder is not None else DEFAULT_RUNS
     if quick:
         folder = common.QUICK_RESULTS / "chapter6_runs"
     chosen = list(rungs or RUNGS)
+    seeds = QUICK["seeds"] if quick else None
     return {
         "quick": quick,
+        "report": report,
         "rungs": {
-            r: train_rung(r, QUICK["seeds"] if quick else SEEDS[r], folder, quick, data_dir)
-            for r in chosen
+            r: train_rung(r, seeds or SEEDS[r], folder, quick, data_dir, report) for r in chosen
         },
     }
 
@@ -145,6 +161,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--rungs", default=",".join(RUNGS), help="e.g. 1,2,3")
     parser.add_argument("--runs", default=None, help=f"run folders (default {DEFAULT_RUNS})")
+    parser.add_argument(
+        "--report", action="store_true", help="read the run folders as they are, training none"
+    )
     own, rest = parser.parse_known_args(argv)
     chosen = [r.strip() for r in own.rungs.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in RUNGS]
@@ -152,7 +171,7 @@ def main(argv=None) -> dict:
         parser.error(f"unknown rung {unknown[0]!r}; the rungs: {', '.join(RUNGS)}")
 
     def go(quick: bool = False, data_dir: str | None = None) -> dict:
-        return run(quick, data_dir, rungs=chosen, folder=own.runs)
+        return run(quick, data_dir, rungs=chosen, folder=own.runs, report=own.report)
 
     return common.cli(
         "chapter6_ladder",

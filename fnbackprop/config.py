@@ -34,6 +34,25 @@
     dataset = "mnist"             # mnist | mnist_pkl | fashion_mnist
     dir = ""                      # "" means --data-dir, $FNBACKPROP_DATA, or the user cache
     train_size = 50000            # use the first n training images
+    expand = false                # chapter 6: each of them and its 4 one-pixel shifts (5n)
+
+**Layer stacks** (chapter 6): instead of `sizes` and `activation`, repeatable `[[network.layer]]`
+tables, first to last, derive them:
+
+    [[network.layer]]
+    kind = "conv_pool"            # dense | conv_pool | conv | max_pool
+    filters = 20
+    kernel = 5
+    pool = 2
+    activation = "relu"
+    dropout = 0.0                 # probability of dropping each of this layer's outputs
+    [[network.layer]]
+    kind = "dense"
+    size = 10
+    activation = "softmax"
+
+A layer's `dropout` is the chapter-3 dropout of that hidden layer alone; `training.dropout`
+drops every hidden layer's neurons alike. Give one or the other.
 
 Every key has a default; a file need only say what differs. An unknown key, a value of the wrong
 type or an unknown name raises `ConfigError` naming the key and the valid choices, and where the
@@ -85,6 +104,7 @@ __all__ = [
     "Sweep",
     "apply_overrides",
     "build_network",
+    "dropout",
     "dumps",
     "expand",
     "load",
@@ -114,7 +134,8 @@ class LayerSpec:
     ConvPoolLayer: `filters` maps from a `kernel` × `kernel` correlation, then `pool` × `pool`
     max-pooling, then the bias and σ), "conv" (a correlation alone) or "max_pool". `init` is the
     layer's own init scheme (default: `network.init`, "network3" for convolutional layers when
-    that is a dense-only scheme).
+    that is a dense-only scheme). `dropout` is the probability of dropping each of the layer's
+    outputs in training (chapter 3's dropout, this layer alone; not the output layer).
     """
 
     kind: str
@@ -124,14 +145,15 @@ class LayerSpec:
     pool: int = 2
     activation: str = "sigmoid"
     init: str = ""
+    dropout: float = 0.0
 
 
 #: The kinds of `[[network.layer]]` and the keys each one uses (besides kind).
 LAYER_KINDS = {
-    "dense": ("size", "activation", "init"),
-    "conv_pool": ("filters", "kernel", "pool", "activation", "init"),
-    "conv": ("filters", "kernel", "activation", "init"),
-    "max_pool": ("pool",),
+    "dense": ("size", "activation", "init", "dropout"),
+    "conv_pool": ("filters", "kernel", "pool", "activation", "init", "dropout"),
+    "conv": ("filters", "kernel", "activation", "init", "dropout"),
+    "max_pool": ("pool", "dropout"),
 }
 
 
@@ -172,6 +194,7 @@ class DataConfig:
     dataset: str = "mnist"
     dir: str = ""
     train_size: int = 50_000
+    expand: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,6 +513,36 @@ def _from_layers(config: Config, given: Mapping[str, Any], source: str, sources=
     return dataclasses.replace(config, network=dataclasses.replace(n, **derived))
 
 
+def _check_layer_dropout(config: Config, source: str, sources=None) -> None:
+    layers = config.network.layer
+    where = _source(source, sources, "network.layer")
+    for i, spec in enumerate(layers, start=2):
+        if not 0 <= spec.dropout < 1:
+            raise ConfigError(
+                f"{where}: layer {i}'s dropout is the probability of dropping each of its "
+                f"outputs, 0 ≤ p < 1, got {spec.dropout}"
+            )
+    if layers and layers[-1].dropout:
+        raise ConfigError(
+            f"{where}: the output layer's dropout must be 0: dropout drops hidden neurons (to "
+            "drop a layer's inputs, as network3's p_dropout does, give the layer below it one)"
+        )
+    if config.training.dropout and any(spec.dropout for spec in layers):
+        where = _source(source, sources, "training.dropout", "network.layer")
+        raise ConfigError(
+            f"{where}: training.dropout drops every hidden layer alike and [[network.layer]] "
+            "tables give their own dropout: give one or the other"
+        )
+
+
+def dropout(config: Config) -> "float | tuple[float, ...]":
+    """The run's dropout probability: one p for every hidden layer (`training.dropout`), or,
+    when `[[network.layer]]` tables give their own, one per hidden layer (0 where none)."""
+    if any(spec.dropout for spec in config.network.layer):
+        return tuple(spec.dropout for spec in config.network.layer[:-1])
+    return config.training.dropout
+
+
 def layer_stack(config: Config) -> tuple[tuple, tuple[str, ...]]:
     """The layers `[[network.layer]]` describes, the input an image of the data set, and each
     one's init scheme."""
@@ -743,6 +796,7 @@ def _check_ranges(config: Config, source: str, sources=None) -> None:
             f"{_source(source, sources, 'training.dropout')}: training.dropout is the probability "
             f"of dropping a hidden neuron, 0 ≤ p < 1, got {t.dropout}"
         )
+    _check_layer_dropout(config, source, sources)
     if t.mini_batch_size > d.train_size:
         where = _source(source, sources, "training.mini_batch_size", "data.train_size")
         raise ConfigError(
@@ -833,8 +887,9 @@ def dumps(config: Config, axes: Mapping[str, list] | None = None) -> str:
 
 
 def _layer_table(spec: LayerSpec) -> dict[str, Any]:
-    """A `[[network.layer]]` table: its kind and the keys that kind takes (init when given)."""
-    keys = [k for k in LAYER_KINDS[spec.kind] if k != "init" or spec.init]
+    """A `[[network.layer]]` table: its kind and the keys that kind takes (init and dropout when
+    given)."""
+    keys = [k for k in LAYER_KINDS[spec.kind] if k not in ("init", "dropout") or getattr(spec, k)]
     return {"kind": spec.kind, **{k: getattr(spec, k) for k in keys}}
 
 

@@ -36,7 +36,7 @@ from . import activations as _activations
 from . import costs as _costs
 from .activations import Activation, Neuronwise
 from .costs import Cost
-from .errors import FnbackpropError
+from .errors import FnbackpropError, ShapeError
 from .layers import Dense, Layer
 from .registry import Registry, functions
 from .validation import check_inputs
@@ -291,15 +291,24 @@ def dropout_masks(
     independently; kept ones are scaled by 1/(1 − p), so that E[a^l] is the undropped a^l and
     evaluation needs no change. `m=None` gives one example's masks (n_l,), `m` examples' masks
     (m, n_l), one row each. `p` may be a traced value (0 ≤ p < 1): one compiled epoch serves every
-    dropout probability. A network without hidden layers has no masks: `()`.
+    dropout probability. It is one p for every hidden layer, or one per hidden layer (a layer
+    with p = 0 gets a mask of ones). A network without hidden layers has no masks: `()`.
     """
+    hidden = net.layers[:-1]
     keys = jax.random.split(key, max(len(net.layers) - 1, 1))
     rows = () if m is None else (m,)
-    shapes = [(*rows, *layer.out_shape) for layer in net.layers[:-1]]
+    shapes = [(*rows, *layer.out_shape) for layer in hidden]
     keep = 1 - jnp.asarray(p, dtype)
+    if keep.ndim == 0:
+        keep = [keep] * len(hidden)
+    elif keep.shape != (len(hidden),):
+        raise ShapeError(
+            f"dropout: {keep.shape[0]} probabilities for {len(hidden)} hidden layers: give one "
+            "p for all of them, or one per hidden layer"
+        )
     return tuple(
-        jax.random.bernoulli(k, keep, shape).astype(dtype) / keep
-        for k, shape in zip(keys, shapes, strict=False)
+        jax.random.bernoulli(k, keep[l], shape).astype(dtype) / keep[l]
+        for l, (k, shape) in enumerate(zip(keys, shapes, strict=False))
     )
 
 

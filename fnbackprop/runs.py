@@ -54,7 +54,8 @@ from . import activations, checkpoint, costs, sharding
 from ._io import atomic_file, write_text_atomic
 from .check import check_contract, contract_shapes
 from .config import Config, build_network, dumps, load, parse
-from .data import DATASETS, Splits, load_dataset, one_hot
+from .config import dropout as config_dropout
+from .data import DATASETS, Split, Splits, expanded, load_dataset, one_hot
 from .errors import ConfigError, FnbackpropError
 from .network import Network, Params
 from .optimizers import make_optimizer
@@ -129,7 +130,10 @@ def prepare_data(
     """The training arrays `(X, Y)` and the evaluation sets `{name: (X, labels)}` on the device.
 
     The folder is `data_dir` (the CLI's --data-dir), else the config's `data.dir`, else
-    `$FNBACKPROP_DATA` or the user cache (downloading there if needed).
+    `$FNBACKPROP_DATA` or the user cache (downloading there if needed). With `data.expand`, the
+    first `data.train_size` images are followed each by its four one-pixel shifts
+    (`fnbackprop.data.expanded`, chapter 6): 5 × train_size training examples, and n (in λ/n)
+    counts them all.
     """
     dtype = _dtype(config)
     dataset = DATASETS.get(config.data.dataset)
@@ -147,10 +151,10 @@ def prepare_data(
             f"images of {dataset.name} (the rest of its training file is the validation set)"
         )
     n_out = sizes[-1]
-    train = (
-        jnp.asarray(splits.train.images[:n], dtype),
-        jnp.asarray(one_hot(splits.train.labels[:n], n_out), dtype),
-    )
+    images, labels = splits.train.images[:n], splits.train.labels[:n]
+    if config.data.expand:
+        images, labels = expanded(Split(images, labels), dataset.image_shape)
+    train = (jnp.asarray(images, dtype), jnp.asarray(one_hot(labels, n_out), dtype))
     evaluation = {
         name: (jnp.asarray(split.images, dtype), jnp.asarray(split.labels))
         for name, split in (("validation", splits.validation), ("test", splits.test))
@@ -493,7 +497,7 @@ def fit_options(config: Config, n: int) -> FitOptions:
         mini_batch_size=t.mini_batch_size,
         gradient=t.gradient,
         devices=t.devices,
-        dropout=t.dropout,
+        dropout=config_dropout(config),
         monitor_training_cost=t.monitor_training_cost,
         monitor_training_accuracy=t.monitor_training_accuracy,
         early_stopping=t.early_stopping,
@@ -626,7 +630,7 @@ def load_run(
     dtype = _dtype(config)
     net = build_network(config)
     params = net.init(jax.random.key(0), config.network.init, dtype)
-    optimizer = fit_options(config, config.data.train_size).optimizer
+    optimizer = fit_options(config, config.data.train_size).optimizer  # its state's structure
     state, _, header = checkpoint.load(ckpt, net, TrainState(params, optimizer.init(params), 0))
     return config, net, state.params, header
 
@@ -875,11 +879,13 @@ def _title(config: Config, label: str = "") -> str:
     parts = [f"{list(n.sizes)} {sigma}, {n.cost}, η={t.eta:g}, λ={t.lmbda:g}"]
     if t.l1:
         parts.append(f"L1 λ={t.l1:g}")
-    if t.dropout:
-        parts.append(f"dropout {t.dropout:g}")
+    if p := config_dropout(config):
+        each = p if isinstance(p, tuple) else (p,)
+        parts.append("dropout " + "/".join(f"{q:g}" for q in each))
     if t.schedule != "constant":
         parts.append(f"schedule {t.schedule}")
-    parts.append(f"m={t.mini_batch_size}, n={d.train_size:,}, seed {t.seed}")
+    n_train = f"{5 * d.train_size:,} (expanded)" if d.expand else f"{d.train_size:,}"
+    parts.append(f"m={t.mini_batch_size}, n={n_train}, seed {t.seed}")
     overrides = [f"L{o.layer}N{o.neuron}={o.activation}" for o in n.override]
     if overrides:
         parts.append("override " + " ".join(overrides))

@@ -345,7 +345,7 @@ def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
     o = first.options  # the structure the group shares
     epoch = training.make_vmapped_epoch(
         net, o.optimizer, gradient=o.gradient, mini_batch_size=o.mini_batch_size,
-        dropout=o.dropout > 0,
+        dropout=training.dropping(o.dropout),
     )  # fmt: skip
     histories: list[list[dict]] = [[] for _ in items]
     active = [True] * len(items)

@@ -124,7 +124,8 @@ class FitOptions(NamedTuple):
       `GRADIENTS`, an import path or a function); `devices` d > 1 splits every mini-batch across
       d devices (see `make_epoch`).
     - `dropout` p: each hidden neuron is dropped with probability p in every mini-batch, the
-      kept ones scaled by 1/(1 − p); evaluation uses no mask.
+      kept ones scaled by 1/(1 − p); evaluation uses no mask. A tuple gives each hidden layer
+      its own p (`fnbackprop.config.dropout`: a layer stack's per-layer dropout).
     - `monitor_training_cost`, `monitor_training_accuracy`: also score the training data after
       each epoch (`training_cost` with the regularization terms, `training_correct`, `_total`,
       `_accuracy`), as network2's monitor_training_* flags.
@@ -142,7 +143,7 @@ class FitOptions(NamedTuple):
     mini_batch_size: int = 10
     gradient: "str | Callable" = "backprop"
     devices: int = 1
-    dropout: float = 0.0
+    dropout: "float | tuple[float, ...]" = 0.0
     monitor_training_cost: bool = False
     monitor_training_accuracy: bool = False
     early_stopping: int = 0
@@ -188,7 +189,7 @@ def make_epoch(
     gradient: "str | Callable" = "backprop",
     mini_batch_size: int = 10,
     devices: int = 1,
-    dropout: "bool | float" = False,
+    dropout: "bool | float | tuple[float, ...]" = False,
 ) -> Callable:
     """One epoch of mini-batch SGD as one compiled function.
 
@@ -202,7 +203,8 @@ def make_epoch(
     With `dropout` true (or a probability p > 0), every mini-batch draws fresh masks for the
     hidden layers from `fold_in(key, DROPOUT_STREAM)` and the gradient method gets them (its
     fifth argument); the probability is the epoch's `dropout` argument (default: the p given
-    here), an input of the program, not a constant in it.
+    here), an input of the program, not a constant in it: one p for every hidden layer, or a
+    tuple of one per hidden layer.
 
     The function is kept, so another call with the same structure (network, `optimizer.update`,
     gradient method, m, devices, dropout on or off) returns the very same compiled epoch: runs
@@ -216,8 +218,8 @@ def make_epoch(
     """
     m, d = mini_batch_size, devices
     sharding.check_divisible(m, d)
-    p_default = float(dropout) if not isinstance(dropout, bool) else 0.0
-    with_dropout = bool(dropout)
+    p_default = 0.0 if isinstance(dropout, bool) else dropout
+    with_dropout = dropping(dropout)
     mean_gradient = gradient_function(gradient)
     if with_dropout:
         _check_takes_masks(gradient, mean_gradient)
@@ -572,7 +574,7 @@ def fit(
         gradient=options.gradient,
         mini_batch_size=options.mini_batch_size,
         devices=options.devices,
-        dropout=options.dropout > 0,
+        dropout=dropping(options.dropout),
     )
     X, Y = train
     params, opt_state = state.params, state.opt_state
@@ -652,10 +654,23 @@ def _monitored(metrics: dict, options: FitOptions) -> dict:
     return {k: v for k, v in metrics.items() if k not in drop}
 
 
+def dropping(dropout: "bool | float | tuple[float, ...]") -> bool:
+    """Whether `dropout` (a switch, one probability, or one per hidden layer) drops anything."""
+    return bool(np.any(np.asarray(dropout) > 0))
+
+
+def _probability(p) -> bool:
+    return not isinstance(p, bool) and isinstance(p, int | float) and 0 <= p < 1
+
+
 def _check_controls(state, evaluation, options: FitOptions, history) -> None:
     dropout, early_stopping = options.dropout, options.early_stopping
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise FnbackpropError(f"dropout must be a probability 0 ≤ p < 1, got {dropout!r}")
+    each = dropout if isinstance(dropout, tuple) else (dropout,)
+    if not all(_probability(p) for p in each):
+        raise FnbackpropError(
+            f"dropout must be a probability 0 ≤ p < 1, or a tuple of one per hidden layer, got "
+            f"{dropout!r}"
+        )
     if isinstance(early_stopping, bool) or not isinstance(early_stopping, int):
         raise FnbackpropError(f"early_stopping must be a number of epochs, got {early_stopping!r}")
     needs_validation = early_stopping > 0 or isinstance(options.schedule, HalveOnPlateau)

@@ -492,6 +492,22 @@ def test_dropout_masks_drop_with_probability_p_and_keep_the_mean():
     assert fb.dropout_masks(jax.random.key(0), fb.Network([4, 2]), 0.5) == ()  # no hidden layer
 
 
+def test_dropout_masks_take_one_probability_per_hidden_layer():
+    net = fb.Network([4, 300, 200, 100, 2])
+    masks = fb.dropout_masks(jax.random.key(0), net, (0.0, 0.5, 0.2), 50)
+    assert np.all(np.asarray(masks[0]) == 1)  # p = 0: a mask of ones
+    for mask, p in zip(masks[1:], (0.5, 0.2), strict=True):
+        assert set(np.unique(mask)) == {0.0, np.float32(1 / (1 - p))}
+        assert abs(np.mean(np.asarray(mask) == 0) - p) < 0.02
+    same = fb.dropout_masks(jax.random.key(0), net, (0.5, 0.5, 0.5), 50)
+    assert all(  # one p for all is the tuple of that p
+        np.array_equal(a, b)
+        for a, b in zip(same, fb.dropout_masks(jax.random.key(0), net, 0.5, 50), strict=True)
+    )
+    with pytest.raises(fb.ShapeError, match="2 probabilities for 3 hidden layers"):
+        fb.dropout_masks(jax.random.key(0), net, (0.5, 0.5), 50)
+
+
 def test_masks_are_checked_at_the_boundary():
     net, params, X, Y = _problem("sigmoid", "sigmoid", "quadratic", jnp.float32)
     good = fb.dropout_masks(jax.random.key(0), net, 0.5, X.shape[0])

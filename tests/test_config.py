@@ -476,7 +476,33 @@ def test_a_stack_of_layers_is_built_and_round_trips():
     assert config.parse(tomllib.loads(config.dumps(parsed))) == parsed
 
 
-@pytest.mark.parametrize("name", ["chapter6_rung2", "chapter6_rung3", "chapter6_rung4"])
+def test_a_layer_drops_its_own_outputs_and_training_dropout_all_alike():
+    stacked = LAYERED.replace("pool = 2\n", "pool = 2\ndropout = 0.5\n")
+    parsed = config.parse(tomllib.loads(stacked))
+    assert config.dropout(parsed) == (0.5,)  # one p per hidden layer
+    assert config.parse(tomllib.loads(config.dumps(parsed))) == parsed
+    network = config.dumps(config.parse(tomllib.loads(LAYERED))).split("[training]")[0]
+    assert "dropout" not in network  # written only where a layer gives it
+    plain = config.parse(config.apply_overrides(tomllib.loads(LAYERED), ["training.dropout=0.3"]))
+    assert config.dropout(plain) == 0.3
+
+
+@pytest.mark.parametrize(
+    ("edit", "overrides", "message"),
+    [
+        (("pool = 2\n", "pool = 2\ndropout = 1.0\n"), [], "layer 2's dropout is the probability"),
+        (('init = "zeros"', 'init = "zeros"\ndropout = 0.5'), [], "output layer's dropout"),
+        (("pool = 2\n", "pool = 2\ndropout = 0.5\n"), ["training.dropout=0.5"], "one or the other"),
+    ],
+)
+def test_a_wrong_layer_dropout_is_one_line(edit, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        raw = config.apply_overrides(tomllib.loads(LAYERED.replace(*edit)), overrides)
+        config.parse(raw, source="net.toml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", [f"chapter6_rung{r}" for r in range(2, 7)])
 def test_the_ladders_configs_load(name):
     loaded = config.load(REPO / "experiments" / "configs" / f"{name}.toml")
     assert loaded.network.layer and loaded.network.sizes[-1] == 10

@@ -34,3 +34,10 @@ def test_the_quick_ladder_trains_and_resumes(mnist_dir, tmp_path):
     again = chapter6_ladder.main(argv)["rungs"]["1"]["runs"][0]  # a finished run is kept
     assert again["resumed"] and again["test"] == first["test"]
     assert (tmp_path / "chapter6_ladder.json").is_file()
+    reported = chapter6_ladder.main([*argv, "--report"])
+    assert reported["report"] and reported["rungs"]["1"]["runs"][0]["test"] == first["test"]
+
+
+def test_report_names_a_run_folder_that_holds_no_run(tmp_path):
+    with pytest.raises(SystemExit, match=f"no run in {tmp_path}; train it first"):
+        chapter6_ladder.saved_metrics(tmp_path)

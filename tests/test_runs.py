@@ -5,6 +5,8 @@ import json
 import os
 import signal
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO
@@ -135,6 +137,25 @@ def test_a_train_size_above_the_training_set_is_refused(mnist_dir):
     with pytest.raises(ConfigError, match=r"^data.train_size = 60,001 is more than the 50,000 "
                        r"training images of mnist"):  # fmt: skip
         runs.prepare_data(too_many, mnist_dir, progress=False)
+
+
+def test_expanded_data_is_each_image_then_its_shifts_and_counts_in_lambda_over_n(mnist_dir):
+    plain = small(lmbda=5.0)
+    grown = config.parse(SMALL | {"training": SMALL["training"] | {"lmbda": 5.0},
+                                  "data": {"train_size": 500, "expand": True}})  # fmt: skip
+    (X, Y), _, _ = runs.prepare_data(plain, mnist_dir, progress=False)
+    (X5, Y5), _, _ = runs.prepare_data(grown, mnist_dir, progress=False)
+    assert X5.shape == (2_500, 784) and np.array_equal(X5[::5], X) and np.array_equal(Y5[::5], Y)
+    shifted_down = np.asarray(X5[2]).reshape(28, 28)  # up, down, left, right follow the image
+    assert np.array_equal(shifted_down[1:], np.asarray(X[0]).reshape(28, 28)[:-1])
+    assert not shifted_down[0].any()
+    run = runs.prepare_run(grown, data=((X5, Y5), {}))
+    params = run.state.params
+    zero = jax.tree.map(jnp.zeros_like, params)
+    step, _ = run.options.optimizer.update(zero, run.state.opt_state, params)
+    w = params[0][0]  # no gradient: the step is the weight decay, −ηλ/n·w with n = 5 · 500
+    np.testing.assert_allclose(step[0][0], -0.5 * 5.0 / 2_500 * w, rtol=1e-5)
+    assert "n=2,500 (expanded)" in runs._title(grown)
 
 
 def test_early_stopping_keeps_the_best_checkpoint_beside_the_last(tmp_path, data):

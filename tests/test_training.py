@@ -321,6 +321,9 @@ def test_dropout_in_the_epoch_draws_masks_per_mini_batch_from_the_key():
     assert relative_error(a, d) > 1e-3
     assert dropped.compiled._cache_size() == 1
 
+    per_layer = dropped(params, state, key, X, Y, dropout=(0.5,) * (len(TINY.layers) - 1))
+    assert relative_error(per_layer[0], a) == 0.0  # one p per hidden layer, the same p: the same
+
     def no_masks(net, params, X, Y):
         return fb.backprop_batch(net, params, X, Y)
 

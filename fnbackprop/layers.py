@@ -16,7 +16,8 @@ arrays, weights first, then biases; `()` for a layer without parameters):
 - `backward(p, a_in, delta)` = (gradients, error_below): the classic pair, whose cache is the
   layer's input a^{l−1};
 - `init(key, scheme, dtype)`, `in_shape`, `out_shape` (one example's a^{l−1} and z^l), and
-  `parameter_shapes()`, which the boundary checks compare params with.
+  `parameter_shapes()`, which the boundary checks compare params with; `weight_mask()`, which of
+  them are weights (by default those named "w"): what L2 and L1 regularise.
 
 `Dense` is the book's layer and keeps BP1–BP4 where a reader looks for them. Chapter 6's
 convolutional layers, `Conv2D`, `MaxPool` and network3's `ConvPool`, are in `fnbackprop.conv`
@@ -77,6 +78,11 @@ class Layer(eqx.Module):
     def parameter_shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
         """(name, shape) of each array in p, in order; weights first, "w" among them."""
         raise NotImplementedError
+
+    def weight_mask(self) -> tuple[bool, ...]:
+        """Which of p's arrays are weights, the ones L2 and L1 regularisation act on (never the
+        biases): by default those named "w" in `parameter_shapes`."""
+        return tuple(name == "w" for name, _ in self.parameter_shapes())
 
     def init(self, key: PRNGKeyArray, scheme: str = "normal", dtype=jnp.float32) -> tuple:
         raise NotImplementedError

@@ -146,6 +146,12 @@ class Network(eqx.Module):
         return (self.layers[0].in_size, *(layer.out_size for layer in self.layers))
 
     @property
+    def weight_mask(self) -> tuple[tuple[bool, ...], ...]:
+        """Which parameter arrays are weights, as each layer says (`Layer.weight_mask`): the
+        ones L2 and L1 regularise (`make_optimizer(weights=net.weight_mask)`)."""
+        return tuple(layer.weight_mask() for layer in self.layers)
+
+    @property
     def activations(self) -> tuple[Activation, ...]:
         """Each layer's σ, l = 2, …, L."""
         return tuple(layer.sigma for layer in self.layers)

@@ -68,15 +68,14 @@ OPTIMIZERS: Registry[Callable] = Registry(
 
 
 def weights_only(params: Params):
-    """The mask that selects every w and no b (L2 and L1 regularisation leave the biases alone).
-
-    Every layer's parameters are a tuple with its weights first and its biases after (`(w, b)`
-    for dense and convolutional layers, `()` for a layer without parameters; see
-    `fnbackprop.layers`), so the first entry of each is the one regularised."""
+    """The mask that selects every w and no b (L2 and L1 regularisation leave the biases alone)
+    when no network says which they are: the first array of each layer's parameters, as in the
+    book's `(w, b)` (`()` for a layer without parameters). A network's own layers say it:
+    `Network.weight_mask`, given to `make_optimizer(weights=…)`."""
     return tuple(tuple(i == 0 for i in range(len(p))) for p in params)
 
 
-def add_l1(strength: "float | jax.Array") -> optax.GradientTransformation:
+def add_l1(strength: "float | jax.Array", mask=weights_only) -> optax.GradientTransformation:
     """∇C → ∇C + strength · sgn(w) on the weights only: L1 regularisation (eq. 96).
 
     With strength = λ₁/n, plain SGD after it is w → w − (ηλ₁/n) sgn(w) − η ∂C₀/∂w (eq. 97).
@@ -89,11 +88,11 @@ def add_l1(strength: "float | jax.Array") -> optax.GradientTransformation:
         return jax.tree.map(lambda g, w: g + strength * jnp.sign(w), updates, params), state
 
     inner = optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-    return optax.masked(inner, weights_only)
+    return optax.masked(inner, mask)
 
 
 @functools.lru_cache(maxsize=64)
-def _update_rule(make: Callable, takes_momentum: bool, l2: bool, l1: bool):
+def _update_rule(make: Callable, takes_momentum: bool, l2: bool, l1: bool, mask=weights_only):
     """One `optax.inject_hyperparams` transformation per structure, its values in its state.
 
     Cached, so every run with the same structure shares one `update` function, and so one
@@ -103,9 +102,9 @@ def _update_rule(make: Callable, takes_momentum: bool, l2: bool, l1: bool):
     def rule(learning_rate, momentum=None, l2=None, l1=None):
         parts = []
         if l2 is not None:  # λ/n · w  (eq. 87)
-            parts.append(optax.add_decayed_weights(l2, mask=weights_only))
+            parts.append(optax.add_decayed_weights(l2, mask=mask))
         if l1 is not None:  # λ₁/n · sgn(w)  (eq. 96)
-            parts.append(add_l1(l1))
+            parts.append(add_l1(l1, mask))
         step = make(learning_rate, momentum=momentum) if takes_momentum else make(learning_rate)
         if not isinstance(step, optax.GradientTransformation):
             raise FnbackpropError(
@@ -130,9 +129,12 @@ def make_optimizer(
     n: int = 50_000,
     momentum: float = 0.9,
     l1: float = 0.0,
+    weights: "tuple[tuple[bool, ...], ...] | None" = None,
 ) -> optax.GradientTransformation:
     """The update rule `name` at learning rate η, after λ/n · w (L2) and λ₁/n · sgn(w) (L1) on
-    the weights when λ > 0 and λ₁ > 0 (n: the number of training examples).
+    the weights when λ > 0 and λ₁ > 0 (n: the number of training examples). `weights` says
+    which arrays those are, one tuple of flags per layer (`Network.weight_mask`); by default
+    the first of each layer's (`weights_only`).
 
     `momentum` reaches the optimizers that take it (the built-in "momentum"). The numbers are
     held in the optimizer state, not in the program: `hyperparameters(opt_state)` reads them
@@ -141,14 +143,16 @@ def make_optimizer(
     shares one `update` function, so one compiled epoch.
     """
     make = OPTIMIZERS.get(name)
-    rule = _update_rule(make, "momentum" in parameter_names(make), bool(lmbda), bool(l1))
+    mask = weights_only if weights is None else weights
+    rule = _update_rule(make, "momentum" in parameter_names(make), bool(lmbda), bool(l1), mask)
     values = {"learning_rate": eta, "momentum": momentum, "l2": lmbda / n, "l1": l1 / n}
 
     def init(params):
         return with_hyperparameters(rule.init(params), **values, missing_ok=True)
 
     try:  # build the rule once now, so a broken optimizer fails here and not inside jit
-        jax.eval_shape(rule.init, ((jnp.zeros((1, 1)), jnp.zeros(1)),))
+        like = ((True, False),) if weights is None else weights  # one (w, b), or the mask's
+        jax.eval_shape(rule.init, tuple(tuple(jnp.zeros(1) for _ in p) for p in like))
     except FnbackpropError:
         raise
     except TypeError as err:
@@ -190,12 +194,15 @@ def with_hyperparameters(opt_state, *, missing_ok: bool = False, **values):
     return state._replace(hyperparams=hyper)
 
 
-def regularization(params: Params, opt_state) -> jax.Array:
+def regularization(params: Params, opt_state, weights=None) -> jax.Array:
     """The regularization terms of the cost: (λ/2n) Σ_w w² + (λ₁/n) Σ_w |w| (eqs. 87, 95),
-    with λ/n and λ₁/n read from the optimizer state (0 for a rule without them)."""
+    with λ/n and λ₁/n read from the optimizer state (0 for a rule without them), over the arrays
+    `weights` flags (as in `make_optimizer`; by default `weights_only`)."""
     hyper = hyperparameters(opt_state)
-    weights = [w for w, _ in params]
-    total = jnp.zeros((), weights[0].dtype)
+    mask = weights_only(params) if weights is None else weights
+    flagged = zip(jax.tree.leaves(params), jax.tree.leaves(mask), strict=True)
+    weights = [a for a, is_weight in flagged if is_weight]
+    total = jnp.zeros((), jax.tree.leaves(params)[0].dtype)
     if hyper.get("l2"):
         total = total + hyper["l2"] / 2 * sum(jnp.sum(w**2) for w in weights)
     if hyper.get("l1"):

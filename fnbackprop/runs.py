@@ -492,7 +492,13 @@ def fit_options(config: Config, n: int) -> FitOptions:
     return FitOptions(
         epochs=t.epochs,
         optimizer=make_optimizer(
-            t.optimizer, t.eta, lmbda=t.lmbda, n=n, momentum=t.momentum, l1=t.l1
+            t.optimizer,
+            t.eta,
+            lmbda=t.lmbda,
+            n=n,
+            momentum=t.momentum,
+            l1=t.l1,
+            weights=build_network(config).weight_mask,
         ),
         mini_batch_size=t.mini_batch_size,
         gradient=t.gradient,

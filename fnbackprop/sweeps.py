@@ -379,6 +379,7 @@ def _vmapped_runs(items, folders, load, *, echo, overwrite, label):
                     metrics = training.record_epoch(
                         histories[k], options[k], epoch=e, eta=etas[k], scores=scores[k],
                         params=params_k, opt_state=state_k, seconds=seconds,
+                        weights=net.weight_mask,
                     )  # fmt: skip
                 except DivergenceError as err:
                     err = _runs.last_good(err, folder, histories[k])

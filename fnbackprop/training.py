@@ -594,7 +594,7 @@ def fit(
             scores |= score_layer_speeds(net, params, train)
         metrics = record_epoch(
             history, options, epoch=e, eta=used, scores=scores, params=params,
-            opt_state=opt_state, seconds=time.perf_counter() - start,
+            opt_state=opt_state, seconds=time.perf_counter() - start, weights=net.weight_mask,
         )  # fmt: skip
         yield TrainState(params, opt_state, e + 1), metrics
         if metrics.get("stopped"):
@@ -611,6 +611,7 @@ def record_epoch(
     params: Params,
     opt_state,
     seconds: float,
+    weights=None,
 ) -> dict:
     """What a run records after `epoch`, for `fit` and a sweep's vmapped runs alike: appended to
     `history` (the run's metrics so far) and returned.
@@ -619,7 +620,8 @@ def record_epoch(
     `score_sets`, and `score_training` or `score_many`), of the training data only what the
     options monitor, and `seconds`. The training cost gets the regularization terms, as
     network2's `total_cost`: C = C₀ + (λ/2n) Σ w² + (λ₁/n) Σ |w| (eqs. 87, 95), λ/n and λ₁/n
-    read from `opt_state`; the validation and test costs are C₀. Then `best_epoch` (with a
+    read from `opt_state`, over the arrays `weights` flags (`Network.weight_mask`; by default
+    the first of each layer's); the validation and test costs are C₀. Then `best_epoch` (with a
     validation set) and, if the run ends here (early stopping, or the schedule), `stopped` with
     the reason.
 
@@ -631,7 +633,7 @@ def record_epoch(
         metrics["eta"] = eta
     metrics |= scores
     if "training_cost" in metrics:
-        metrics["training_cost"] += float(regularization(params, opt_state))
+        metrics["training_cost"] += float(regularization(params, opt_state, weights))
     metrics["seconds"] = seconds
     check_finite(epoch, params, opt_state, metrics)
     metrics = _monitored(metrics, options)

@@ -56,6 +56,45 @@ def test_l2_decays_weights_but_not_biases():
         np.testing.assert_array_equal(ub, jnp.zeros_like(b))
 
 
+class _DecayedBiases(fb.Dense):
+    """A dense layer that says its biases are weights too (regularised like w)."""
+
+    def weight_mask(self):
+        return (True, True)
+
+
+def test_l2_and_l1_act_on_the_arrays_each_layer_calls_weights():
+    from fnbackprop.conv import Conv2D, MaxPool
+
+    sigmoid = fb.activations.get("sigmoid")
+    net = fb.Network(
+        [Conv2D((1, 6, 6), 2, (3, 3), sigmoid), MaxPool((2, 4, 4), 2),
+         _DecayedBiases(8, 3, sigmoid)]
+    )  # fmt: skip
+    assert net.weight_mask == ((True, False), (), (True, True))
+    params = net.init(jax.random.key(0), "scaled")
+    eta, lmbda, l1, n = 0.5, 5.0, 2.0, 100
+    optimizer = optimizers.make_optimizer(
+        "sgd", eta, lmbda=lmbda, l1=l1, n=n, weights=net.weight_mask
+    )
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    state = optimizer.init(params)
+    updates, _ = optimizer.update(zeros, state, params)
+    step = lambda a: -eta * (lmbda / n * a + l1 / n * jnp.sign(a))  # noqa: E731
+    (w2, b2), (), (w4, b4) = params
+    (uw2, ub2), (), (uw4, ub4) = updates
+    np.testing.assert_array_equal(ub2, jnp.zeros_like(b2))  # a conv bias: not a weight
+    for a, u in ((w2, uw2), (w4, uw4), (b4, ub4)):
+        np.testing.assert_allclose(u, step(a), rtol=1e-6)
+    decayed = [w2, w4, b4]
+    expected = sum(lmbda / n / 2 * jnp.sum(a**2) + l1 / n * jnp.sum(jnp.abs(a)) for a in decayed)
+    found = optimizers.regularization(params, state, net.weight_mask)
+    np.testing.assert_allclose(found, expected, rtol=1e-6)
+    default = optimizers.regularization(params, state)  # the first array of each layer's
+    np.testing.assert_allclose(default, expected - lmbda / n / 2 * jnp.sum(b4**2)
+                               - l1 / n * jnp.sum(jnp.abs(b4)), rtol=1e-6)  # fmt: skip
+
+
 @pytest.mark.parametrize("name", ["momentum", "adam"])
 def test_other_optimizers_reduce_the_cost(name):
     net = fb.Network([3, 4, 2])

@@ -14,8 +14,9 @@ as network3's `>=` picks it).
 6. + dropout on two 1000-unit dense layers, 40 epochs: 99.60 %.
 
 The runs take hours on 2 cores, so each is a run folder under `--runs` (default
-`runs/chapter6/RUNG/seedS`) that a later invocation resumes (`run_training(resume=True)`): run
-the command again to continue where the last one stopped. `--rungs` picks the rungs; the JSON
+`experiments/runs/chapter6/RUNG/seedS`, whose checkpoint, config and metrics are committed) that a
+later invocation resumes (`run_training(resume=True)`): run the command again, in this session
+or another, to continue where the last one stopped. `--rungs` picks the rungs; the JSON
 says, for every run, how many epochs it has done and whether it is complete. `--report` writes
 the JSON from the run folders as they stand, training nothing (a rung still running elsewhere
 is reported at the epochs its checkpoint holds). `--quick` trains
@@ -23,14 +24,15 @@ each selected rung for one epoch on 2,000 images in a folder of its own.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from experiments import common
-from fnbackprop import checkpoint, runs
 from fnbackprop import config as fconfig
+from fnbackprop import runs
 
 #: rung -> (config name, Nielsen's figure, what the rung adds)
 RUNGS = {
@@ -45,7 +47,7 @@ RUNGS = {
 #: cores 10–15 s per epoch for rungs 2–4, 10–15 minutes a run; about 65 s for rung 5, 70 minutes)
 SEEDS = {"1": (0, 1, 2), "2": (0,), "3": (0,), "4": (0,), "5": (0,), "6": (0,)}
 QUICK = {"epochs": 1, "train_size": 2_000, "seeds": (0,)}
-DEFAULT_RUNS = common.REPO / "runs" / "chapter6"
+DEFAULT_RUNS = common.REPO / "experiments" / "runs" / "chapter6"  # committed: see README
 
 
 def network3_figure(metrics: list[dict]) -> dict:
@@ -61,10 +63,10 @@ def network3_figure(metrics: list[dict]) -> dict:
 
 
 def saved_metrics(out: Path) -> list[dict]:
-    """The metrics of the epochs a run folder's checkpoint holds, without training."""
-    if not (out / runs.CHECKPOINT).is_file():
+    """The metrics of the epochs a run folder holds (its metrics.jsonl), without training."""
+    if not (out / runs.METRICS).is_file():
         raise SystemExit(f"chapter6_ladder: --report: no run in {out}; train it first")
-    return list(checkpoint.read_header(out / runs.CHECKPOINT)["metrics"])
+    return [json.loads(line) for line in (out / runs.METRICS).read_text().splitlines()]
 
 
 def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bool) -> dict:

@@ -167,6 +167,32 @@ def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist
     assert len(together.runs["eta=0.5,lmbda=1.0"].metrics) == 3
 
 
+@pytest.mark.slow
+def test_a_vmapped_group_keeps_each_layers_own_dropout(tmp_path, mnist_dir):
+    """A stack whose hidden layers drop with their own p (0.3 and 0): vmapped η's train as they
+    would alone."""
+    stack = [
+        {"kind": "dense", "size": 9, "activation": "sigmoid", "dropout": 0.3},
+        {"kind": "dense", "size": 7, "activation": "sigmoid"},
+        {"kind": "dense", "size": 10, "activation": "sigmoid"},
+    ]
+    layered = config.parse(
+        BASE | {"network": BASE["network"] | {"sizes": [784, 9, 7, 10], "layer": stack}}
+    )
+    assert config.dropout(layered) == (0.3, 0.0)
+    grid = sweeps.grid(layered, {"training.eta": [0.5, 3.0]})
+    kw = {"data_dir": mnist_dir, "progress": False, "echo": None}
+    together = sweeps.run_sweep(grid, tmp_path / "v", strategy="vmap", **kw)
+    alone = sweeps.run_sweep(grid, tmp_path / "s", strategy="sequential", **kw)
+    for name, run in together.runs.items():
+        assert relative_error(run.params, alone.runs[name].params) < 1e-4, name
+    undropped = sweeps.run_sweep(
+        sweeps.grid(base((784, 9, 7, 10)), {"training.eta": [0.5, 3.0]}), tmp_path / "u",
+        strategy="sequential", **kw,
+    )  # fmt: skip
+    assert relative_error(alone.runs["eta=0.5"].params, undropped.runs["eta=0.5"].params) > 1e-3
+
+
 def test_a_sweep_checks_every_run_before_writing_and_a_folder_without_a_saved_epoch_is_reused(
     tmp_path, mnist_dir, monkeypatch
 ):

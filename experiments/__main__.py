@@ -9,7 +9,7 @@ the first failure, saying which and how to resume (`--from NAME`). `--list` prin
 
 The results should be regenerated from a committed tree: the results test rejects a file whose
 provenance says `dirty`. So `all` refuses to start when `git status` shows changes outside
-`experiments/results/` and `runs/`, unless `--allow-dirty`.
+`experiments/results/`, `experiments/runs/` and `runs/`, unless `--allow-dirty`.
 """
 
 import argparse
@@ -57,6 +57,8 @@ def recorded_seconds(name: str) -> float | None:
         return None
     seconds = record.get("wall_seconds")
     if record.get("quick") is not False or not isinstance(seconds, int | float):
+        return None
+    if "--report" in record.get("argv", []):  # read from run folders: not the time to train
         return None
     return float(seconds)
 
@@ -113,7 +115,8 @@ def main(argv=None) -> int:
     if git["dirty"]:
         shown = ", ".join(git["dirty_paths"][:5]) + (", …" if len(git["dirty_paths"]) > 5 else "")
         print(
-            f"the tree has uncommitted changes outside experiments/results/ and runs/ ({shown}): "
+            "the tree has uncommitted changes outside experiments/results/, experiments/runs/ "
+            f"and runs/ ({shown}): "
             "results made now would record dirty = true, which the results test rejects",
             file=sys.stderr,
         )

@@ -18,8 +18,8 @@ The runs take hours on 2 cores, so each is a run folder under `--runs` (default
 later invocation resumes (`run_training(resume=True)`): run the command again, in this session
 or another, to continue where the last one stopped. `--rungs` picks the rungs; the JSON
 says, for every run, how many epochs it has done and whether it is complete. `--report` writes
-the JSON from the run folders as they stand, training nothing (a rung still running elsewhere
-is reported at the epochs its checkpoint holds). `--quick` trains
+the JSON from the run folders as they stand, training nothing: a run still training elsewhere at
+the epochs its folder holds so far, a run not started with no figure. `--quick` trains
 each selected rung for one epoch on 2,000 images in a folder of its own.
 """
 
@@ -63,10 +63,19 @@ def network3_figure(metrics: list[dict]) -> dict:
 
 
 def saved_metrics(out: Path) -> list[dict]:
-    """The metrics of the epochs a run folder holds (its metrics.jsonl), without training."""
+    """The metrics of the epochs a run folder holds (its metrics.jsonl, written with each
+    checkpoint), without training: [] for a folder that holds no epoch yet."""
     if not (out / runs.METRICS).is_file():
-        raise SystemExit(f"chapter6_ladder: --report: no run in {out}; train it first")
+        return []
     return [json.loads(line) for line in (out / runs.METRICS).read_text().splitlines()]
+
+
+def _shown(folder: Path) -> str:
+    """A run folder as the JSON names it: relative to the repository when inside it."""
+    try:
+        return str(folder.resolve().relative_to(common.REPO))
+    except ValueError:
+        return str(folder)
 
 
 def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bool) -> dict:
@@ -83,7 +92,7 @@ def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bo
         out = folder / rung / f"seed{seed}"
         resume = (out / runs.CHECKPOINT).is_file()
         start = time.perf_counter()
-        if report:
+        if report:  # as the folder stands: a run not started has no figure yet
             metrics = saved_metrics(out)
         else:
             metrics = runs.run_training(
@@ -98,20 +107,22 @@ def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bo
         entry["runs"].append(
             {
                 "seed": seed,
-                "folder": str(out),
-                "resumed": resume,
+                "folder": _shown(out),
+                **({} if report else {"resumed": resume}),
                 "seconds_this_time": time.perf_counter() - start,
                 "epochs_done": len(metrics),
                 "complete": len(metrics) == config.training.epochs,
                 "epoch_seconds": [m["seconds"] for m in metrics],
                 "validation_accuracy": [m["validation_accuracy"] for m in metrics],
                 "test_accuracy": [m["test_accuracy"] for m in metrics],
-                **network3_figure(metrics),
+                **(network3_figure(metrics) if metrics else {"test": None}),
             }
         )
         entry["config_toml"] = fconfig.dumps(config)
-    tests = [r["test"] for r in entry["runs"]]
-    entry["summary"] = {"max": max(tests), "median": float(np.median(tests)), "min": min(tests)}
+    tests = [r["test"] for r in entry["runs"] if r["test"] is not None]
+    entry["summary"] = (
+        {"max": max(tests), "median": float(np.median(tests)), "min": min(tests)} if tests else None
+    )
     return entry
 
 
@@ -143,7 +154,7 @@ def plot(results: dict):
                 lw=1,
                 label=f"rung {rung}: {entry['adds']}" if j == 0 else None,
             )
-        ours = [100 * r["test"] for r in entry["runs"]]
+        ours = [100 * r["test"] for r in entry["runs"] if r["test"] is not None]
         right.plot([int(rung)] * len(ours), ours, "o", color=f"C{i}", alpha=0.7)
         right.plot(int(rung), 100 * entry["book"], "x", color="k", markersize=9)
     left.set_xlabel("epoch")

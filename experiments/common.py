@@ -56,8 +56,9 @@ RESULTS = REPO / "experiments" / "results"
 QUICK_RESULTS = REPO / "runs" / "experiments-quick"
 CONFIGS = REPO / "experiments" / "configs"
 
-#: Changes under these folders do not make the tree dirty: results and scratch runs.
-NOT_CODE = ("experiments/results/", "runs/")
+#: Changes under these folders do not make the tree dirty: results, the ladder's run folders
+#: (committed so that long runs resume in another session) and scratch runs.
+NOT_CODE = ("experiments/results/", "experiments/runs/", "runs/")
 #: The libraries whose versions every result records (distribution names).
 LIBRARIES = ("jax", "jaxlib", "optax", "equinox", "numpy")
 #: What a complete provenance record holds (the results test checks every committed file).

@@ -15,6 +15,7 @@ skips that but for the shapes).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -221,7 +222,8 @@ def _evaluate(args) -> int:
     if (folder / CONFIG).is_file() and configs.load(folder / CONFIG).training.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     config, net, params, header = load_run(args.checkpoint)
-    _, evaluation, _ = prepare_data(config, args.data_dir, progress=False)
+    unexpanded = dataclasses.replace(config, data=dataclasses.replace(config.data, expand=False))
+    _, evaluation, _ = prepare_data(unexpanded, args.data_dir, progress=False)  # sets to score
     results = {"epoch": header["epoch"]}
     for name, (X, labels) in evaluation.items():
         correct, mean_cost = evaluate(net, params, X, labels)

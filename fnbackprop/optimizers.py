@@ -143,7 +143,7 @@ def make_optimizer(
     shares one `update` function, so one compiled epoch.
     """
     make = OPTIMIZERS.get(name)
-    mask = weights_only if weights is None else weights
+    mask = weights_only if weights is None else tuple(tuple(map(bool, m)) for m in weights)
     rule = _update_rule(make, "momentum" in parameter_names(make), bool(lmbda), bool(l1), mask)
     values = {"learning_rate": eta, "momentum": momentum, "l2": lmbda / n, "l1": l1 / n}
 

@@ -566,6 +566,12 @@ def fit(
     check_fit_arguments(net, state, train, evaluation, options.mini_batch_size)
     history = list(history)
     _check_controls(state, evaluation, options, history)
+    hidden = len(net.layers) - 1
+    if isinstance(options.dropout, tuple) and len(options.dropout) != hidden:
+        raise FnbackpropError(
+            f"dropout gives {len(options.dropout)} probabilities for {hidden} hidden layers: "
+            "give one p for all of them, or one per hidden layer"
+        )
     if history and history[-1].get("stopped"):
         return  # the run ended early; nothing more to do
     run_epoch = make_epoch(

@@ -38,6 +38,10 @@ def test_the_quick_ladder_trains_and_resumes(mnist_dir, tmp_path):
     assert reported["report"] and reported["rungs"]["1"]["runs"][0]["test"] == first["test"]
 
 
-def test_report_names_a_run_folder_that_holds_no_run(tmp_path):
-    with pytest.raises(SystemExit, match=f"no run in {tmp_path}; train it first"):
-        chapter6_ladder.saved_metrics(tmp_path)
+def test_report_shows_a_run_not_started_without_a_figure(tmp_path):
+    assert chapter6_ladder.saved_metrics(tmp_path) == []
+    (tmp_path / "6" / "seed0").mkdir(parents=True)
+    (tmp_path / "6" / "seed0" / "metrics.jsonl").write_text("")  # a run before its first epoch
+    entry = chapter6_ladder.train_rung("6", (0,), tmp_path, False, None, report=True)
+    assert entry["runs"][0]["epochs_done"] == 0 and entry["runs"][0]["test"] is None
+    assert entry["summary"] is None and not entry["runs"][0]["complete"]

@@ -409,6 +409,17 @@ def test_monitoring_scores_the_training_data_with_the_regularized_cost():
     assert "training_accuracy" in accuracy_only and "training_cost" not in accuracy_only
 
 
+def test_per_layer_dropout_gives_one_p_per_hidden_layer():
+    params, X, Y, labels = _tiny()
+    ((same, _),) = _fit(params, X, Y, labels, epochs=1, dropout=(0.5,))  # TINY: one hidden layer
+    ((alike, _),) = _fit(params, X, Y, labels, epochs=1, dropout=0.5)
+    assert relative_error(same.params, alike.params) == 0.0
+    for wrong, message in (((0.5, 0.5), "2 probabilities for 1 hidden layers"),
+                           ((1.5,), "dropout must be a probability")):  # fmt: skip
+        with pytest.raises(FnbackpropError, match=message):
+            _fit(params, X, Y, labels, epochs=1, dropout=wrong)
+
+
 def test_early_stopping_and_halving_follow_the_validation_accuracy():
     history = [{"epoch": e, "validation_accuracy": a} for e, a in enumerate([0.5, 0.6, 0.6, 0.55])]
     assert schedules.best_epoch(history) == 1

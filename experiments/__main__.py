@@ -54,13 +54,14 @@ EXPERIMENTS = tuple(ESTIMATE)
 def recorded_seconds(name: str) -> float | None:
     """The wall time in the provenance of the committed full result, if there is one."""
     try:
-        record = json.loads((common.RESULTS / f"{name}.json").read_text())["provenance"]
+        result = json.loads((common.RESULTS / f"{name}.json").read_text())
+        record = result["provenance"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     seconds = record.get("wall_seconds")
     if record.get("quick") is not False or not isinstance(seconds, int | float):
         return None
-    if "--report" in record.get("argv", []):  # read from run folders: not the time to train
+    if result.get("report"):  # read from run folders (the ladder's --report): not training time
         return None
     return float(seconds)
 

@@ -45,3 +45,14 @@ def test_report_shows_a_run_not_started_without_a_figure(tmp_path):
     entry = chapter6_ladder.train_rung("6", (0,), tmp_path, False, None, report=True)
     assert entry["runs"][0]["epochs_done"] == 0 and entry["runs"][0]["test"] is None
     assert entry["summary"] is None and not entry["runs"][0]["complete"]
+
+
+def test_a_report_is_not_taken_for_the_time_the_ladder_takes():
+    """The committed result was read from run folders (--report): `all` plans with ESTIMATE."""
+    from experiments import __main__ as runner
+
+    assert runner.recorded_seconds("chapter6_ladder") is None
+    assert (
+        dict((n, s) for n, s, _ in runner.plan(["chapter6_ladder"]))["chapter6_ladder"]
+        == (runner.ESTIMATE["chapter6_ladder"])
+    )

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from experiments import chapter5_unstable, common
 
 pytestmark = [pytest.mark.mnist, pytest.mark.usefixtures("results_untouched")]
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")  # the experiment's quick run: 17 s
 def results(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("chapter5")
     return chapter5_unstable.main(["--quick", "--out", str(out), "--data-dir", str(mnist_dir)])

@@ -138,6 +138,7 @@ def test_the_sweep_benchmark_times_every_strategy(mnist_dir):
     assert "| 2 | vmapped, shared order |" in bench.table(rows)
 
 
+@pytest.mark.slow
 def test_a_vmapped_group_trains_each_run_as_it_would_train_alone(tmp_path, mnist_dir):
     """Three η and two λ (one seed): one vmapped program; every run's folder holds what the same
     run trained alone holds, up to float rounding; early stopping freezes one run only."""

@@ -908,6 +908,4 @@ def _toml_value(value: Any) -> Any:
         return {k: _toml_value(v) for k, v in value}
     if isinstance(value, tuple | list):
         return [_toml_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _toml_value(v) for k, v in value.items()}
     return value

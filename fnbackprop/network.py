@@ -300,22 +300,28 @@ def dropout_masks(
     dropout probability. It is one p for every hidden layer, or one per hidden layer (a layer
     with p = 0 gets a mask of ones). A network without hidden layers has no masks: `()`.
     """
+    _check_dropout(net, p)
     hidden = net.layers[:-1]
-    keys = jax.random.split(key, max(len(net.layers) - 1, 1))
+    keys = jax.random.split(key, max(len(hidden), 1))
     rows = () if m is None else (m,)
     shapes = [(*rows, *layer.out_shape) for layer in hidden]
     keep = 1 - jnp.asarray(p, dtype)
     if keep.ndim == 0:
         keep = [keep] * len(hidden)
-    elif keep.shape != (len(hidden),):
-        raise ShapeError(
-            f"dropout: {keep.shape[0]} probabilities for {len(hidden)} hidden layers: give one "
-            "p for all of them, or one per hidden layer"
-        )
     return tuple(
         jax.random.bernoulli(k, keep[l], shape).astype(dtype) / keep[l]
         for l, (k, shape) in enumerate(zip(keys, shapes, strict=False))
     )
+
+
+def _check_dropout(net: Network, p) -> None:
+    """Refuse a dropout that is neither one p for every hidden layer nor one per hidden layer."""
+    hidden = len(net.layers) - 1
+    if np.ndim(p) != 0 and np.shape(p) != (hidden,):
+        raise ShapeError(
+            f"dropout: {np.shape(p)[0]} probabilities for {hidden} hidden layers: give one p "
+            "for all of them, or one per hidden layer"
+        )
 
 
 def forward_pass(

@@ -51,7 +51,7 @@ import optax
 from . import sharding
 from .backward import backprop_batch, backprop_vmap, cost_with_backprop
 from .errors import FnbackpropError, ShapeError
-from .network import Network, Params, cost, dropout_masks, feedforward
+from .network import Network, Params, _check_dropout, cost, dropout_masks, feedforward
 from .optimizers import hyperparameters, regularization, with_hyperparameters
 from .references import autodiff_grad
 from .registry import Registry, functions
@@ -566,12 +566,7 @@ def fit(
     check_fit_arguments(net, state, train, evaluation, options.mini_batch_size)
     history = list(history)
     _check_controls(state, evaluation, options, history)
-    hidden = len(net.layers) - 1
-    if isinstance(options.dropout, tuple) and len(options.dropout) != hidden:
-        raise FnbackpropError(
-            f"dropout gives {len(options.dropout)} probabilities for {hidden} hidden layers: "
-            "give one p for all of them, or one per hidden layer"
-        )
+    _check_dropout(net, options.dropout)  # before tracing: one p, or one per hidden layer
     if history and history[-1].get("stopped"):
         return  # the run ended early; nothing more to do
     run_epoch = make_epoch(

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnbackprop
-from fnbackprop import optimizers, training
+from fnbackprop import optimizers, runs, training
 from fnbackprop.data import load_dataset, one_hot
 from fnbackprop.network import Network
 
@@ -373,9 +373,7 @@ def chapter1_run(s: Settings, folder: str | None) -> list[dict]:
         run = json.loads(done.stdout.splitlines()[-1])
         if run["code"]:
             raise RuntimeError(f"the chapter-1 run failed:\n{log.read_text()[-2000:]}")
-        metrics = [
-            json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()
-        ]
+        metrics = runs.saved_metrics(out)
     epochs = [m["seconds"] for m in metrics]
     return [
         {

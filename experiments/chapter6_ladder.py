@@ -24,7 +24,6 @@ each selected rung for one epoch on 2,000 images in a folder of its own.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -62,14 +61,6 @@ def network3_figure(metrics: list[dict]) -> dict:
     }
 
 
-def saved_metrics(out: Path) -> list[dict]:
-    """The metrics of the epochs a run folder holds (its metrics.jsonl, written with each
-    checkpoint), without training: [] for a folder that holds no epoch yet."""
-    if not (out / runs.METRICS).is_file():
-        return []
-    return [json.loads(line) for line in (out / runs.METRICS).read_text().splitlines()]
-
-
 def _shown(folder: Path) -> str:
     """A run folder as the JSON names it: relative to the repository when inside it."""
     try:
@@ -93,7 +84,7 @@ def train_rung(rung: str, seeds, folder: Path, quick: bool, data_dir, report: bo
         resume = (out / runs.CHECKPOINT).is_file()
         start = time.perf_counter()
         if report:  # as the folder stands: a run not started has no figure yet
-            metrics = saved_metrics(out)
+            metrics = runs.saved_metrics(out)
         else:
             metrics = runs.run_training(
                 config,

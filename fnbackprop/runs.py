@@ -92,6 +92,7 @@ __all__ = [
     "run_training",
     "save_curve",
     "save_epoch",
+    "saved_metrics",
 ]
 
 CONFIG, METRICS, CHECKPOINT, BEST, CURVE, LOCK = (
@@ -643,6 +644,15 @@ def load_run(
 
 def _write_metrics(out: Path, metrics: list[dict]) -> None:
     write_text_atomic(out / METRICS, "".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def saved_metrics(folder: "str | os.PathLike | None") -> list[dict]:
+    """The metrics of the epochs a run folder holds (its `metrics.jsonl`, written with each
+    checkpoint), one dict per epoch: [] for a folder that holds no epoch (or None)."""
+    if folder is None or not (Path(folder) / METRICS).is_file():
+        return []
+    lines = (Path(folder) / METRICS).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _check_config(config: Config) -> None:

@@ -443,18 +443,11 @@ def _one_run(
         metrics, params = result.metrics, result.params
     except DivergenceError as err:
         diverged = str(err)
-        metrics = _saved_metrics(folder)
+        metrics = _runs.saved_metrics(folder)
         if say is not None:
             say(f"diverged: {err}")
     seconds = time.perf_counter() - started
     return SweepRun(name, values, config, folder, metrics, seconds, diverged, params)
-
-
-def _saved_metrics(folder: Path | None) -> list[dict]:
-    if folder is None or not (folder / _runs.METRICS).is_file():
-        return []
-    lines = (folder / _runs.METRICS).read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _old_runs(out: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 import pytest
 
 from experiments import chapter6_ladder
+from fnbackprop import runs
 
 pytestmark = pytest.mark.usefixtures("results_untouched")
 
@@ -39,7 +40,7 @@ def test_the_quick_ladder_trains_and_resumes(mnist_dir, tmp_path):
 
 
 def test_report_shows_a_run_not_started_without_a_figure(tmp_path):
-    assert chapter6_ladder.saved_metrics(tmp_path) == []
+    assert runs.saved_metrics(tmp_path) == []
     (tmp_path / "6" / "seed0").mkdir(parents=True)
     (tmp_path / "6" / "seed0" / "metrics.jsonl").write_text("")  # a run before its first epoch
     entry = chapter6_ladder.train_rung("6", (0,), tmp_path, False, None, report=True)
